@@ -1,0 +1,50 @@
+"""The clinic patient-records service: an app factory and nothing that connects at import time."""
+import logging
+import sys
+
+from flask import Flask
+
+from app import errors, request_log
+from app.auth import TokenVerifier
+from app.db import Database, build_client
+from config import Config
+
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(config=None):
+    """Build the service from a Config (the environment's by default)."""
+    config = (config or Config()).validate()
+    _configure_logging(config.LOG_LEVEL)
+
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # keep the documented field order
+    app.json.compact = True
+
+    client = config.MONGO_CLIENT or build_client(config)
+    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS)
+    database.try_prepare()
+    app.extensions["clinic.db"] = database
+    app.extensions["clinic.tokens"] = TokenVerifier(config)
+
+    from app import health, patients
+
+    app.register_blueprint(health.bp)
+    app.register_blueprint(patients.bp)
+    errors.register(app)
+    request_log.register(app)
+    return app
+
+
+def _configure_logging(level):
+    """Send the service's logs to stderr once, and keep the driver's command logs off."""
+    logger = logging.getLogger("clinic")
+    logger.setLevel(level)
+    if not any(getattr(h, "clinic", False) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.clinic = True
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+    # pymongo logs whole commands, patient documents included, at DEBUG: never let them through.
+    logging.getLogger("pymongo").setLevel(logging.WARNING)

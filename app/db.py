@@ -1,0 +1,82 @@
+"""The MongoDB connection: client, indexes and what the deployment supports."""
+import logging
+import threading
+
+import pymongo
+from pymongo.errors import PyMongoError
+
+from app.records import APPOINTMENTS, PATIENTS
+from app.unit_of_work import UnitOfWork
+
+log = logging.getLogger("clinic.db")
+
+# Every query the service runs is served by one of these (the link update uses the `_id` index).
+INDEXES = {
+    PATIENTS: [
+        pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
+    ],
+    APPOINTMENTS: [
+        pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
+    ],
+}
+
+
+def build_client(config):
+    """Build a client whose every wait is bounded by the configured timeout."""
+    timeout = config.MONGODB_TIMEOUT_MS
+    return pymongo.MongoClient(
+        config.MONGODB_URI,
+        serverSelectionTimeoutMS=timeout,
+        connectTimeoutMS=timeout,
+        socketTimeoutMS=timeout,
+        tz_aware=True,
+        appname="clinic-records",
+    )
+
+
+def supports_transactions(client):
+    """Tell from the server's hello reply whether it is a replica set member or a mongos."""
+    try:
+        hello = client.admin.command("hello")
+    except NotImplementedError:  # mongomock: no sessions, no transactions
+        return False
+    return "setName" in hello or hello.get("msg") == "isdbgrid"
+
+
+class Database:
+    """One service's handle on its database, prepared once (indexes, topology) on first use."""
+
+    def __init__(self, client, name, timeout_ms):
+        self.client = client
+        self.db = client[name]
+        self.timeout_s = timeout_ms / 1000
+        self._transactions = None
+        self._lock = threading.Lock()
+
+    def prepare(self):
+        """Create the indexes and learn the topology, once; retried on the next call if the server was down."""
+        if self._transactions is not None:
+            return
+        with self._lock:
+            if self._transactions is not None:
+                return
+            for collection, indexes in INDEXES.items():
+                self.db[collection].create_indexes(indexes)
+            self._transactions = supports_transactions(self.client)
+            log.info("database prepared transactions=%s", self._transactions)
+
+    def try_prepare(self):
+        """Prepare at start-up without failing: a database that is down now may be up by the first request."""
+        try:
+            self.prepare()
+        except PyMongoError as error:
+            log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
+
+    def unit_of_work(self):
+        """Return a unit of work over this database, transactional where the deployment allows."""
+        self.prepare()
+        return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s)
+
+    def ping(self):
+        """Raise unless the server answers a ping."""
+        self.client.admin.command("ping")

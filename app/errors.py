@@ -1,0 +1,71 @@
+"""Turn every failure into the envelope {"success": false, "error": ...}; nothing else reaches a client."""
+import logging
+import traceback
+
+from flask import jsonify
+from marshmallow import ValidationError
+from pymongo.errors import ConnectionFailure, PyMongoError
+from werkzeug.exceptions import HTTPException
+
+from app.exceptions import DatabaseUnavailable, Refusal
+
+log = logging.getLogger("clinic.errors")
+
+HTTP_MESSAGES = {
+    400: "Bad request",
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large (limit 64 KiB)",
+    415: "Unsupported media type",
+}
+
+
+def envelope(status, message, **extra):
+    """Build an error response in the envelope."""
+    body = {"success": False, "error": message}
+    body.update((key, value) for key, value in extra.items() if value is not None)
+    return jsonify(body), status
+
+
+def refusal_response(refusal):
+    """Answer a refusal with its status, message and any details or data."""
+    return envelope(refusal.status, refusal.message, details=refusal.details, data=refusal.data)
+
+
+def validation_response(error):
+    """Answer a schema refusal with the fields at fault and their messages."""
+    details = error.messages if isinstance(error.messages, dict) else {"_body": error.messages}
+    return envelope(400, "Invalid fields: " + ", ".join(sorted(details)), details=details)
+
+
+def http_response(error):
+    """Answer a routing or protocol error (404, 405, 413, ...) in the envelope, keeping its headers."""
+    response, status = envelope(error.code, HTTP_MESSAGES.get(error.code, error.name))
+    if error.code == 405 and error.valid_methods:
+        response.headers["Allow"] = ", ".join(error.valid_methods)
+    return response, status
+
+
+def database_response(error):
+    """Answer a database that cannot be reached in time with 503; any other database error is a 500."""
+    if isinstance(error, ConnectionFailure) or getattr(error, "timeout", False):
+        log.warning("database unavailable (%s)", type(error).__name__)
+        return refusal_response(DatabaseUnavailable())
+    return unexpected_response(error)
+
+
+def unexpected_response(error):
+    """Answer anything else with 500, logging only where it happened: exception texts may hold patient data."""
+    frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
+    where = f"{frame.filename}:{frame.lineno}" if frame else "unknown"
+    log.error("unexpected %s at %s", type(error).__name__, where)
+    return envelope(500, "Internal server error")
+
+
+def register(app):
+    """Install the envelope handlers on the app."""
+    app.register_error_handler(Refusal, refusal_response)
+    app.register_error_handler(ValidationError, validation_response)
+    app.register_error_handler(HTTPException, http_response)
+    app.register_error_handler(PyMongoError, database_response)
+    app.register_error_handler(Exception, unexpected_response)

@@ -1,0 +1,69 @@
+"""Refusals the service can give, each knowing its HTTP status and its documented message."""
+
+
+class Refusal(Exception):
+    """A request the service answers with an error envelope instead of a result."""
+
+    status = 400
+    message = "Bad request"
+    # A refusal undoes what the request wrote unless it says otherwise (the documented 404 keeps its patient).
+    rolls_back = True
+
+    def __init__(self, message=None, *, details=None, data=None):
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.details = details
+        self.data = data
+
+
+class InvalidRequest(Refusal):
+    """The request is malformed or fails validation."""
+
+
+class MissingAppointmentId(InvalidRequest):
+    message = "Missing appointment_id"
+
+
+class MissingDoctorId(InvalidRequest):
+    message = "Missing doctor_id (uid)"
+
+
+class MissingPatientNames(InvalidRequest):
+    message = "Missing required patient fields (firstName, lastName)"
+
+
+class NotAuthenticated(Refusal):
+    status = 401
+    message = "Invalid or missing bearer token"
+
+
+class NotAllowedForDoctor(Refusal):
+    status = 403
+    message = "Token does not allow acting for this doctor"
+
+
+class AppointmentNotFound(Refusal):
+    status = 404
+    message = "Appointment not found (patient created but not linked)"
+    # Documented: the patient created in step 1 is kept and returned in `data`.
+    rolls_back = False
+
+
+class NotAppointmentOwner(Refusal):
+    status = 403
+    message = "Doctor does not own this appointment"
+
+
+class AppointmentAlreadyLinked(Refusal):
+    status = 409
+    message = "Appointment already linked to a patient"
+
+
+class DatabaseUnavailable(Refusal):
+    status = 503
+    message = "Database unavailable"
+
+
+class TokenKeysUnavailable(Refusal):
+    status = 503
+    message = "Token signing keys unavailable"

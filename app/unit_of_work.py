@@ -1,0 +1,75 @@
+"""Run the business steps of one request so that a refusal or a failure leaves no trace."""
+import logging
+
+import pymongo
+from pymongo.errors import PyMongoError
+from pymongo.write_concern import WriteConcern
+
+from app.exceptions import Refusal
+from app.records import Records
+
+log = logging.getLogger("clinic.db")
+
+MAJORITY = WriteConcern("majority")
+
+
+class UnitOfWork:
+    """Commit the steps' writes together, or none of them.
+
+    With transactions the steps run inside one (retried by pymongo on transient errors); without,
+    the steps' inserts are deleted again when they end in a refusal that rolls back, or in an error.
+    """
+
+    def __init__(self, client, db, transactional, timeout_s):
+        self._client = client
+        self._db = db
+        self.transactional = transactional
+        self._timeout_s = timeout_s
+
+    def run(self, steps):
+        """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them."""
+        if self.transactional:
+            # One deadline for the whole transaction, retries included, so an outage answers within the timeout.
+            with pymongo.timeout(self._timeout_s):
+                return self._run_in_transaction(steps)
+        return self._run_compensated(steps)
+
+    def _run_in_transaction(self, steps):
+        """Run the steps in one transaction."""
+
+        def attempt(session):
+            try:
+                return steps(Records(self._db, session)), None
+            except Refusal as refusal:
+                if refusal.rolls_back:
+                    raise  # with_transaction aborts, then re-raises
+                return None, refusal  # commit what was written, then refuse
+
+        with self._client.start_session() as session:
+            result, refusal = session.with_transaction(attempt, write_concern=MAJORITY)
+        if refusal is not None:
+            raise refusal
+        return result
+
+    def _run_compensated(self, steps):
+        """Run the steps without a transaction, deleting their inserts on rollback."""
+        records = Records(self._db)
+        try:
+            with pymongo.timeout(self._timeout_s):
+                return steps(records)
+        except Refusal as refusal:
+            if refusal.rolls_back:
+                self._undo(records)
+            raise
+        except BaseException:
+            self._undo(records)
+            raise
+
+    def _undo(self, records):
+        """Delete what the steps inserted, under a deadline of its own; if that fails, say which ids were left."""
+        try:
+            with pymongo.timeout(self._timeout_s):
+                records.undo_inserts()
+        except PyMongoError as error:
+            left = ",".join(f"{collection}/{document_id}" for collection, document_id in records.inserted)
+            log.error("rollback failed (%s); left behind: %s", type(error).__name__, left)

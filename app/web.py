@@ -1,0 +1,37 @@
+"""Helpers every blueprint uses: the caller, the JSON body, the database and the success envelope."""
+from flask import current_app, jsonify, request
+
+from app.exceptions import InvalidRequest
+
+
+def current_caller():
+    """Verify the request's bearer token and return its caller (401 otherwise)."""
+    return current_app.extensions["clinic.tokens"].verify(request.headers.get("Authorization"))
+
+
+def database():
+    """Return the app's database handle."""
+    return current_app.extensions["clinic.db"]
+
+
+def json_object_body():
+    """Return the body as a dict, refusing anything but a JSON object sent as application/json."""
+    if not request.is_json:
+        raise InvalidRequest("Content-Type must be application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        # get_json(silent=True) cannot tell malformed JSON from a literal null; both are refused alike.
+        raise InvalidRequest("Request body must be a JSON object (malformed JSON or null)")
+    if not isinstance(body, dict):
+        raise InvalidRequest("Request body must be a JSON object")
+    return body
+
+
+def is_blank(value):
+    """Tell whether a value counts as missing: absent, null, or a string of only spaces."""
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def success(data, status=200):
+    """Build a success response in the envelope."""
+    return jsonify({"success": True, "data": data}), status
