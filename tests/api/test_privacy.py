@@ -1,0 +1,28 @@
+"""Patient data and tokens never reach a log, at any level."""
+import logging
+
+from tests.conftest import bearer, jane
+
+NAME_MARKER = "Zqxname7731"
+HISTORY_MARKER = "Zqxhistory4410"
+
+
+def test_patient_data_and_tokens_never_reach_the_logs(client, add_appointment, caplog, capfd):
+    caplog.set_level(logging.DEBUG)
+    headers = bearer()
+    token = headers["Authorization"].split()[1]
+    appointment_id = add_appointment()
+    bodies = [
+        jane(appointment_id, firstName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 201
+        jane(appointment_id, firstName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 409
+        jane("65f8a1b2c3d4e5f6789012ef", lastName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 404
+        jane(appointment_id, firstName=NAME_MARKER, dateOfBirth=HISTORY_MARKER),  # 400
+    ]
+    statuses = [client.post("/patients/add_and_link?uid=doctor_a", json=body, headers=headers).status_code
+                for body in bodies]
+
+    assert statuses == [201, 409, 404, 400]
+    captured = caplog.text + "".join(capfd.readouterr())
+    assert "add_and_link" in captured  # the request lines were captured
+    for secret in (NAME_MARKER, HISTORY_MARKER, token):
+        assert secret not in captured

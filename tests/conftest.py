@@ -1,0 +1,128 @@
+"""Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
+import time
+import uuid
+
+import jwt
+import mongomock
+import pymongo
+import pytest
+from bson import ObjectId
+
+from app import create_app
+from config import Config
+from tests.servers import SecantusServer
+
+SECRET = "test-secret-" + "s" * 60
+BACKENDS = ["mongomock", "replica_set", "standalone"]
+
+
+def make_config(**overrides):
+    """Return a Config that ignores token settings from the environment, with overrides applied."""
+    settings = dict(JWT_SECRET=SECRET, JWT_PUBLIC_KEY=None, JWT_JWKS_URL=None, JWT_AUDIENCE=None,
+                    JWT_ISSUER=None, JWT_ADMIN_ROLE="admin", MONGODB_TIMEOUT_MS=5000, LOG_LEVEL="INFO")
+    settings.update(overrides)
+    return Config(**settings)
+
+
+def make_token(sub="doctor_a", *, roles=None, ttl=3600, secret=SECRET, algorithm="HS256", **claims):
+    """Mint a token as the clinic's identity provider would."""
+    now = int(time.time())
+    payload = {"sub": sub, "iat": now, "exp": now + ttl, **claims}
+    if roles is not None:
+        payload["roles"] = roles
+    if sub is None:
+        payload.pop("sub")
+    return jwt.encode(payload, secret, algorithm=algorithm)
+
+
+def bearer(sub="doctor_a", **kwargs):
+    """Return headers carrying a fresh token for sub."""
+    return {"Authorization": "Bearer " + make_token(sub, **kwargs)}
+
+
+@pytest.fixture(scope="session")
+def replica_set_server(tmp_path_factory):
+    """A real server advertising a single-node replica set: transactions are used."""
+    server = SecantusServer(tmp_path_factory.mktemp("rs") / "data").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def standalone_server(tmp_path_factory):
+    """A real server advertising a standalone topology: no transactions."""
+    server = SecantusServer(tmp_path_factory.mktemp("standalone") / "data", standalone=True).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """The name of the database backend a test runs on."""
+    if request.param != "mongomock":
+        request.applymarker(pytest.mark.realdb)
+    return request.param
+
+
+@pytest.fixture
+def mongo(backend, request):
+    """A client for the backend, and a database name of this test's own, dropped afterwards."""
+    name = "test_" + uuid.uuid4().hex[:12]
+    if backend == "mongomock":
+        client = mongomock.MongoClient(tz_aware=True)
+    else:
+        server = request.getfixturevalue(f"{backend}_server")
+        client = pymongo.MongoClient(server.uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+    yield client, name
+    if backend != "mongomock":
+        client.drop_database(name)
+    client.close()
+
+
+@pytest.fixture
+def db(mongo):
+    """The test's database, to arrange data and to check what a request left behind."""
+    client, name = mongo
+    return client[name]
+
+
+@pytest.fixture
+def app(mongo):
+    """The service over the test's database."""
+    client, name = mongo
+    return create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name))
+
+
+@pytest.fixture
+def client(app):
+    """A Flask test client for the service."""
+    return app.test_client()
+
+
+@pytest.fixture
+def add_appointment(db):
+    """Insert an appointment straight into the database and return its id as a string."""
+
+    def add(doctor_id="doctor_a", patient_id=None, **fields):
+        appointment_id = ObjectId()
+        db.appointments.insert_one({"_id": appointment_id, "doctor_id": doctor_id, "patient_id": patient_id, **fields})
+        return str(appointment_id)
+
+    return add
+
+
+def jane(appointment_id, **changes):
+    """Return the documented example body for this appointment, with changes applied."""
+    body = {
+        "appointment_id": appointment_id,
+        "firstName": "Jane",
+        "lastName": "Smith",
+        "dateOfBirth": "1990-03-20",
+        "address": {"street": "456 Oak St", "city": "Boston", "state": "MA", "zipCode": "02101"},
+        "insurance": {"provider": "Aetna", "policyNumber": "AET789012"},
+        "medicalHistory": "No significant medical history",
+        "currentMedications": "Multivitamin daily",
+        "contact": {"phone": "+1234567892", "email": "jane.smith@example.com"},
+    }
+    body.update(changes)
+    return body

@@ -1,0 +1,26 @@
+"""Configuration from the environment, and the refusal to start without key material."""
+import pytest
+
+from config import Config, ConfigError
+
+
+def test_defaults_let_a_developer_run(monkeypatch):
+    for name in ("MONGODB_URI", "MONGODB_DB", "MONGODB_TIMEOUT_MS", "JWT_ADMIN_ROLE"):
+        monkeypatch.delenv(name, raising=False)
+    config = Config()
+    assert (config.MONGODB_URI, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.JWT_ADMIN_ROLE) == (
+        "mongodb://localhost:27017", "clinic", 5000, "admin")
+
+
+def test_no_key_material_refuses_to_start_naming_the_variables(monkeypatch):
+    for name in ("JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigError, match="JWT_SECRET") as refused:
+        Config().validate()
+    assert "\n" not in str(refused.value)
+
+
+def test_a_malformed_timeout_is_refused(monkeypatch):
+    monkeypatch.setenv("MONGODB_TIMEOUT_MS", "soon")
+    with pytest.raises(ConfigError, match="MONGODB_TIMEOUT_MS"):
+        Config()

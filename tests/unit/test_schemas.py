@@ -1,0 +1,74 @@
+"""The add_and_link body schema: what it accepts, how it shapes it, and what it refuses by name."""
+import datetime
+
+import pytest
+from marshmallow import ValidationError
+
+from app.schemas import add_and_link_request, patient_view
+
+VALID = {"appointment_id": "65F8A1B2C3D4E5F6789012EF", "firstName": " Jane ", "lastName": "Smith"}
+
+
+def refused_fields(body):
+    """Return the field names the schema refuses in body."""
+    with pytest.raises(ValidationError) as refused:
+        add_and_link_request.load(body)
+    return refused.value.messages
+
+
+def test_a_minimal_body_loads_trimmed_with_a_lower_case_id():
+    assert add_and_link_request.load(VALID) == {
+        "appointment_id": "65f8a1b2c3d4e5f6789012ef", "firstName": "Jane", "lastName": "Smith"}
+
+
+def test_a_full_body_loads_unchanged():
+    body = {**VALID, "firstName": "Jane", "dateOfBirth": "2000-02-29",
+            "address": {"street": "1 A St", "city": "Boston", "state": "MA", "zipCode": "02101"},
+            "insurance": {"provider": "Aetna", "policyNumber": "P1"},
+            "medicalHistory": "h" * 10_000, "currentMedications": "",
+            "contact": {"phone": "+15551234567", "email": "a.b@example.org"}}
+    loaded = add_and_link_request.load(body)
+    assert loaded == {**body, "appointment_id": "65f8a1b2c3d4e5f6789012ef"}
+
+
+def test_today_is_an_acceptable_birth_date_but_next_week_is_not():
+    today = datetime.date.today()
+    assert add_and_link_request.load({**VALID, "dateOfBirth": today.isoformat()})["dateOfBirth"] == today.isoformat()
+    assert "dateOfBirth" in refused_fields({**VALID, "dateOfBirth": (today + datetime.timedelta(days=7)).isoformat()})
+
+
+@pytest.mark.parametrize("value", ["1990-3-20", "1990-13-01", "2023-02-29", "1990-03-20T00:00:00", "1990-03-20\n", "", 19900320,
+                                   None, "１９９０-03-20"])
+def test_birth_dates_that_are_not_real_calendar_dates_are_refused(value):
+    assert "dateOfBirth" in refused_fields({**VALID, "dateOfBirth": value})
+
+
+@pytest.mark.parametrize("field,value", [
+    ("firstName", "x" * 101), ("firstName", 5), ("lastName", ["Smith"]), ("lastName", {"$gt": ""}),
+    ("medicalHistory", "x" * 10_001), ("currentMedications", 3.5), ("address", []), ("address", None),
+    ("contact", {"phone": "12-34"}), ("contact", {"phone": "++123"}), ("contact", {"email": "@example.org"}),
+    ("insurance", {"provider": None}), ("appointment_id", "65f8a1b2c3d4e5f6789012e"),
+    ("appointment_id", "65f8a1b2c3d4e5f6789012ef\n"), ("contact", {"phone": "+1234567\n"}),
+])
+def test_wrong_values_and_wrong_types_are_refused_by_field(field, value):
+    assert field in refused_fields({**VALID, field: value})
+
+
+@pytest.mark.parametrize("body,path", [
+    ({**VALID, "_id": "x"}, ["_id"]),
+    ({**VALID, "doctor_id": "x"}, ["doctor_id"]),
+    ({**VALID, "patient_id": "x"}, ["patient_id"]),
+    ({**VALID, "address": {"country": "US"}}, ["address", "country"]),
+    ({**VALID, "contact": {"fax": "1"}}, ["contact", "fax"]),
+])
+def test_unknown_fields_at_any_level_are_refused_by_name(body, path):
+    messages = refused_fields(body)
+    for key in path:
+        messages = messages[key]
+    assert messages == ["Unknown field."]
+
+
+def test_the_view_shows_ids_first_and_hides_the_appointment_id():
+    shown = patient_view.dump({"_id": "a" * 24, "doctor_id": "doc", "firstName": "J", "lastName": "S",
+                               "appointment_id": "b" * 24})
+    assert list(shown) == ["_id", "doctor_id", "firstName", "lastName"]

@@ -1,0 +1,106 @@
+"""add_and_link_patient's business steps over a fake unit of work: order, refusals and what is kept."""
+import pytest
+
+from app import services
+from app.exceptions import AppointmentAlreadyLinked, AppointmentNotFound, NotAppointmentOwner, Refusal
+
+APPOINTMENT = "65f8a1b2c3d4e5f6789012ef"
+
+
+class FakeRecords:
+    """In-memory records that note every call, and whose link can be made to lose a race."""
+
+    def __init__(self, appointments, link_wins=True):
+        self.appointments = appointments
+        self.patients = {}
+        self.calls = []
+        self.link_wins = link_wins
+
+    def add_patient(self, doctor_id, fields):
+        self.calls.append("add_patient")
+        patient = {"_id": f"{len(self.patients) + 1:024x}", "doctor_id": doctor_id, **fields}
+        self.patients[patient["_id"]] = patient
+        return patient
+
+    def find_appointment(self, appointment_id):
+        self.calls.append("find_appointment")
+        return self.appointments.get(appointment_id)
+
+    def link_patient(self, appointment_id, doctor_id, patient_id):
+        self.calls.append("link_patient")
+        if self.link_wins:
+            self.appointments[appointment_id]["patient_id"] = patient_id
+        return self.link_wins
+
+
+class FakeUnitOfWork:
+    """Commit the fake records' writes, or drop them, as the real unit of work promises."""
+
+    def __init__(self, records):
+        self.records = records
+        self.committed = False
+
+    def run(self, steps):
+        try:
+            result = steps(self.records)
+        except Refusal as refusal:
+            if refusal.rolls_back:
+                self.records.patients.clear()
+            else:
+                self.committed = True
+            raise
+        self.committed = True
+        return result
+
+
+def unit(appointment=None, **kwargs):
+    """Return a fake unit of work holding at most one appointment."""
+    appointments = {} if appointment is None else {APPOINTMENT: appointment}
+    return FakeUnitOfWork(FakeRecords(appointments, **kwargs))
+
+
+def test_free_appointment_gets_the_new_patient_after_the_steps_in_documented_order():
+    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None})
+    patient = services.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
+
+    assert uow.records.calls == ["add_patient", "find_appointment", "link_patient"]
+    assert uow.committed
+    assert patient["doctor_id"] == "doc" and patient["firstName"] == "Jane"
+    assert uow.records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
+
+
+def test_missing_appointment_keeps_the_patient_and_carries_it():
+    uow = unit()
+    with pytest.raises(AppointmentNotFound) as refused:
+        services.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
+
+    assert refused.value.status == 404
+    assert refused.value.data["firstName"] == "Jane"
+    assert uow.committed and len(uow.records.patients) == 1
+
+
+def test_another_doctors_appointment_is_refused_before_checking_availability():
+    uow = unit({"_id": APPOINTMENT, "doctor_id": "other", "patient_id": "p"})
+    with pytest.raises(NotAppointmentOwner):
+        services.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+
+    assert uow.records.calls == ["add_patient", "find_appointment"]
+    assert uow.records.patients == {}
+
+
+def test_linked_appointment_is_refused_without_trying_to_link():
+    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": "p"})
+    with pytest.raises(AppointmentAlreadyLinked):
+        services.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+
+    assert "link_patient" not in uow.records.calls
+    assert uow.records.patients == {}
+
+
+def test_a_lost_race_at_the_link_is_refused_as_already_linked():
+    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None}, link_wins=False)
+    with pytest.raises(AppointmentAlreadyLinked) as refused:
+        services.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+
+    assert refused.value.status == 409
+    assert uow.records.patients == {}

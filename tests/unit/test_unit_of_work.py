@@ -1,0 +1,53 @@
+"""The unit of work without transactions (mongomock): refusals and errors undo the inserts."""
+import mongomock
+import pytest
+
+from app.db import Database
+from app.exceptions import AppointmentNotFound, NotAppointmentOwner
+
+
+@pytest.fixture
+def database():
+    return Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000)
+
+
+def test_a_refusal_that_rolls_back_deletes_what_was_inserted(database):
+    def steps(records):
+        records.add_patient("doc", {"firstName": "J", "lastName": "S"})
+        raise NotAppointmentOwner()
+
+    with pytest.raises(NotAppointmentOwner):
+        database.unit_of_work().run(steps)
+    assert database.db.patients.count_documents({}) == 0
+
+
+def test_an_unexpected_error_deletes_what_was_inserted(database):
+    def steps(records):
+        records.add_patient("doc", {"firstName": "J", "lastName": "S"})
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        database.unit_of_work().run(steps)
+    assert database.db.patients.count_documents({}) == 0
+
+
+def test_a_refusal_that_keeps_its_writes_keeps_them(database):
+    def steps(records):
+        raise AppointmentNotFound(data=records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
+
+    with pytest.raises(AppointmentNotFound):
+        database.unit_of_work().run(steps)
+    assert database.db.patients.count_documents({"doctor_id": "doc"}) == 1
+
+
+def test_the_result_of_the_steps_is_returned_and_kept(database):
+    patient = database.unit_of_work().run(lambda records: records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
+
+    assert len(patient["_id"]) == 24 and set(patient) == {"_id", "doctor_id", "firstName", "lastName"}
+    assert database.db.patients.count_documents({}) == 1
+
+
+def test_mongomock_is_seen_as_without_transactions_and_indexes_are_created(database):
+    assert database.unit_of_work().transactional is False
+    assert "doctor_newest" in database.db.patients.index_information()
+    assert "doctor_by_date" in database.db.appointments.index_information()
