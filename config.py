@@ -32,6 +32,7 @@ class Config:
         self.JWT_ISSUER = env("JWT_ISSUER") or None
         self.JWT_ADMIN_ROLE = env("JWT_ADMIN_ROLE") or "admin"
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
+        self.CORS_ORIGINS = [origin.strip() for origin in (env("CORS_ORIGINS") or "").split(",") if origin.strip()]
         # A client handed in by tests (mongomock or a client for a real server); None builds one from the URI.
         self.MONGO_CLIENT = None
         for key, value in overrides.items():
@@ -43,6 +44,10 @@ class Config:
             raise ConfigError(
                 "no token key material: set JWT_SECRET (HS256), JWT_PUBLIC_KEY (PEM) or JWT_JWKS_URL (RS256 JWKS)"
             )
+        for origin in self.CORS_ORIGINS:
+            # Exact origins only: a wildcard would let any site's scripts read patient data.
+            if "*" in origin or not origin.startswith(("http://", "https://")):
+                raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
         if self.MONGODB_TIMEOUT_MS <= 0:
             raise ConfigError("MONGODB_TIMEOUT_MS must be a positive number of milliseconds")
         return self

@@ -4,7 +4,7 @@ import sys
 
 from flask import Flask
 
-from app import errors, request_log
+from app import cors, errors, request_log
 from app.auth import TokenVerifier
 from app.db import Database, build_client
 from config import Config
@@ -28,12 +28,14 @@ def create_app(config=None):
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
 
-    from app import health, patients
+    from app import appointments, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)
+    app.register_blueprint(appointments.bp)
     errors.register(app)
     request_log.register(app)
+    cors.register(app, config.CORS_ORIGINS)
     return app
 
 

@@ -5,7 +5,7 @@ import threading
 import pymongo
 from pymongo.errors import PyMongoError
 
-from app.records import APPOINTMENTS, PATIENTS
+from app.records import APPOINTMENTS, PATIENTS, Records
 from app.unit_of_work import UnitOfWork
 
 log = logging.getLogger("clinic.db")
@@ -14,9 +14,11 @@ log = logging.getLogger("clinic.db")
 INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
+        pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
     ],
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
+        pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)], name="doctor_linked_by_date"),
     ],
 }
 
@@ -76,6 +78,11 @@ class Database:
         """Return a unit of work over this database, transactional where the deployment allows."""
         self.prepare()
         return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s)
+
+    def records(self):
+        """Return records for reads outside a unit of work."""
+        self.prepare()
+        return Records(self.db)
 
     def ping(self):
         """Raise unless the server answers a ping."""

@@ -67,3 +67,18 @@ class DatabaseUnavailable(Refusal):
 class TokenKeysUnavailable(Refusal):
     status = 503
     message = "Token signing keys unavailable"
+
+
+class NoSuchAppointment(Refusal):
+    status = 404
+    message = "Appointment not found"
+
+
+class NoSuchPatient(Refusal):
+    status = 404
+    message = "Patient not found"
+
+
+class NotPatientOwner(Refusal):
+    status = 403
+    message = "Doctor does not own this patient"

@@ -1,10 +1,15 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
+import re
 
 from bson import ObjectId
 
+from app.pages import after_clause, encode_cursor
+
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
+# Kept for queries, never shown: the creation time (newest first) and lower-cased names (search).
+INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", "name_keys")
 
 
 def object_id(hex_id):
@@ -15,7 +20,7 @@ def object_id(hex_id):
 def public_patient(stored):
     """Shape a stored patient as callers see it: string ids, no internal fields."""
     patient = {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"]}
-    patient.update((k, v) for k, v in stored.items() if k not in ("_id", "doctor_id", "created_at"))
+    patient.update((k, v) for k, v in stored.items() if k not in INTERNAL_PATIENT_FIELDS)
     return patient
 
 
@@ -45,8 +50,47 @@ class Records:
 
     def add_patient(self, doctor_id, fields):
         """Store a new patient of this doctor and return it as callers see it."""
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": _now()}
+        names = [fields["firstName"].lower(), fields["lastName"].lower()]
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": _now(), "name_keys": names}
         return public_patient(self._insert(PATIENTS, document))
+
+    def find_patient(self, patient_id):
+        """Return the patient with this id, or None."""
+        stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
+        return None if stored is None else public_patient(stored)
+
+    def list_patients(self, doctor_id, limit, after=None, name_prefix=None):
+        """Return one page of the doctor's patients, newest first, and the cursor of the next page."""
+        query = {"doctor_id": doctor_id}
+        if name_prefix:
+            # An anchored prefix on lower-cased keys: served by the index, case-insensitive.
+            query["name_keys"] = {"$regex": "^" + re.escape(name_prefix.lower())}
+        return self._page(PATIENTS, query, "created_at", limit, after, descending=True, shape=public_patient)
+
+    def add_appointment(self, doctor_id, fields):
+        """Store a new appointment of this doctor, without a patient, and return it."""
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, "patient_id": None, **fields}
+        return public_appointment(self._insert(APPOINTMENTS, document))
+
+    def list_appointments(self, doctor_id, limit, after=None, linked=None):
+        """Return one page of the doctor's appointments by date, and the cursor of the next page."""
+        query = {"doctor_id": doctor_id}
+        if linked is not None:
+            query["patient_id"] = {"$ne": None} if linked else None
+        return self._page(APPOINTMENTS, query, "date", limit, after, descending=False, shape=public_appointment)
+
+    def _page(self, collection, query, field, limit, after, descending, shape):
+        """Run a keyset-paginated query on (field, _id); a page never skips or repeats an item."""
+        if after:
+            query = {"$and": [query, after_clause(field, after, descending)]}
+        direction = -1 if descending else 1
+        cursor = self._db[collection].find(query, session=self._session)
+        stored = list(cursor.sort([(field, direction), ("_id", direction)]).limit(limit + 1))
+        next_cursor = None
+        if len(stored) > limit:
+            stored = stored[:limit]
+            next_cursor = encode_cursor(stored[-1][field], stored[-1]["_id"])
+        return [shape(document) for document in stored], next_cursor
 
     def find_appointment(self, appointment_id):
         """Return the appointment with this id, or None."""

@@ -10,6 +10,11 @@ PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 NAME_MAX = 100
 NOTES_MAX = 10_000
 PART_MAX = 200
+REASON_MAX = 500
+UID_MAX = 128
+CURSOR_MAX = 200
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
 
 
 class TrimmedString(fields.String):
@@ -45,6 +50,25 @@ class BirthDate(fields.String):
         if born > latest:
             raise ValidationError("Must not be in the future.")
         return text
+
+
+class UtcDateTime(fields.AwareDateTime):
+    """An ISO 8601 date-time with a time zone, stored as UTC at millisecond precision, shown with `Z`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        moment = super()._deserialize(value, attr, data, **kwargs).astimezone(datetime.timezone.utc)
+        # BSON keeps milliseconds: truncate now so what we return is what a later read returns.
+        return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is None:
+            return None
+        moment = value.astimezone(datetime.timezone.utc)
+        spec = "milliseconds" if moment.microsecond else "seconds"
+        return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 class StrictSchema(Schema):
@@ -97,5 +121,41 @@ class AddAndLinkSchema(PatientSchema):
     appointment_id = ObjectIdString(required=True, load_only=True)
 
 
+class AppointmentSchema(StrictSchema):
+    """An appointment as created and returned; it is always created without a patient."""
+
+    id = fields.String(attribute="_id", data_key="_id", dump_only=True)
+    doctor_id = fields.String(dump_only=True)
+    patient_id = fields.String(dump_only=True, allow_none=True)
+    date = UtcDateTime(required=True)
+    reason = fields.String(validate=validate.Length(max=REASON_MAX))
+
+
+class DoctorQuery(StrictSchema):
+    """Query parameters of a request made for one doctor."""
+
+    uid = fields.String(required=True, validate=validate.Length(min=1, max=UID_MAX))
+
+
+class PageQuery(DoctorQuery):
+    """Query parameters of a paginated list."""
+
+    limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
+    after = fields.String(validate=validate.Length(min=1, max=CURSOR_MAX))
+
+
+class AppointmentListQuery(PageQuery):
+    linked = fields.Boolean(truthy={"true"}, falsy={"false"})
+
+
+class PatientListQuery(PageQuery):
+    q = fields.String(validate=validate.Length(min=1, max=NAME_MAX))
+
+
 add_and_link_request = AddAndLinkSchema()
 patient_view = PatientSchema()
+appointment_request = AppointmentSchema()
+appointment_view = AppointmentSchema()
+doctor_query = DoctorQuery()
+appointment_list_query = AppointmentListQuery()
+patient_list_query = PatientListQuery()

@@ -1,5 +1,12 @@
-"""The clinic's business steps; no HTTP here, only validated data, a unit of work and refusals."""
-from app.exceptions import AppointmentAlreadyLinked, AppointmentNotFound, NotAppointmentOwner
+"""The clinic's business steps; no HTTP here, only validated data, records or a unit of work, and refusals."""
+from app.exceptions import (
+    AppointmentAlreadyLinked,
+    AppointmentNotFound,
+    NoSuchAppointment,
+    NoSuchPatient,
+    NotAppointmentOwner,
+    NotPatientOwner,
+)
 
 
 def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
@@ -21,3 +28,28 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         return patient
 
     return uow.run(steps)
+
+
+def schedule_appointment(uow, doctor_id, fields):
+    """Create an appointment for this doctor, without a patient."""
+    return uow.run(lambda records: records.add_appointment(doctor_id, fields))
+
+
+def appointment_of(records, doctor_id, appointment_id):
+    """Return the doctor's appointment, refusing one that does not exist or is another doctor's."""
+    appointment = records.find_appointment(appointment_id)
+    if appointment is None:
+        raise NoSuchAppointment()
+    if appointment["doctor_id"] != doctor_id:
+        raise NotAppointmentOwner()
+    return appointment
+
+
+def patient_of(records, doctor_id, patient_id):
+    """Return the doctor's patient, refusing one that does not exist or is another doctor's."""
+    patient = records.find_patient(patient_id)
+    if patient is None:
+        raise NoSuchPatient()
+    if patient["doctor_id"] != doctor_id:
+        raise NotPatientOwner()
+    return patient

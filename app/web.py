@@ -1,7 +1,9 @@
 """Helpers every blueprint uses: the caller, the JSON body, the database and the success envelope."""
 from flask import current_app, jsonify, request
 
+from app.auth import acting_doctor
 from app.exceptions import InvalidRequest
+from app.schemas import OBJECT_ID
 
 
 def current_caller():
@@ -27,6 +29,19 @@ def json_object_body():
     return body
 
 
+def doctor_and_query(caller, schema):
+    """Return the doctor this request acts for (400/403 first) and its validated query parameters."""
+    doctor_id = acting_doctor(caller, request.args.get("uid"))
+    return doctor_id, schema.load(request.args.to_dict())
+
+
+def path_id(value, name):
+    """Return a 24-hex id from the path in lower case, refusing anything else with 400."""
+    if not OBJECT_ID.match(value):
+        raise InvalidRequest(f"Invalid fields: {name}", details={name: ["Must be a 24-character hexadecimal id."]})
+    return value.lower()
+
+
 def is_blank(value):
     """Tell whether a value counts as missing: absent, null, or a string of only spaces."""
     return value is None or (isinstance(value, str) and not value.strip())
@@ -35,3 +50,8 @@ def is_blank(value):
 def success(data, status=200):
     """Build a success response in the envelope."""
     return jsonify({"success": True, "data": data}), status
+
+
+def page(items, next_cursor):
+    """Build a success response holding one page of a list and the cursor of the next."""
+    return jsonify({"success": True, "data": items, "next": next_cursor}), 200

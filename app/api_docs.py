@@ -1,0 +1,38 @@
+"""What the OpenAPI document says of each view, attached where the view is declared."""
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PageOf:
+    """A response whose `data` is a list of `schema` items, with a `next` cursor beside it."""
+
+    schema: type
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One documented operation: its schemas, its responses and whether it needs a token."""
+
+    summary: str
+    tag: str
+    responses: dict
+    body: type = None
+    query: type = None
+    example: dict = None
+    public: bool = False
+    headers: tuple = field(default_factory=tuple)
+
+
+def documented(**description):
+    """Attach an Operation to a view function, for app/openapi.py to read.
+
+    responses maps a status to a Schema class (success envelope, `data` one item), a PageOf (success
+    envelope, `data` a list plus `next`), or a string (error envelope; the string describes when).
+    """
+    operation = Operation(**description)
+
+    def attach(view):
+        view.openapi = operation
+        return view
+
+    return attach
