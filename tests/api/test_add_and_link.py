@@ -238,7 +238,7 @@ def test_a_body_over_64_kib_is_refused_with_413(client, db, add_appointment):
 
 def test_unknown_routes_and_wrong_methods_answer_in_the_envelope(client):
     missing = client.get("/no/such/route")
-    wrong_method = client.get(URL, headers=bearer())
+    wrong_method = client.delete(URL, headers=bearer())
 
     assert missing.status_code == 404 and missing.get_json() == {"success": False, "error": "Not found"}
     assert wrong_method.status_code == 405

@@ -1,0 +1,57 @@
+"""CORS for browser frontends: only listed origins, never a wildcard."""
+import mongomock
+import pytest
+
+from app import create_app
+from config import ConfigError
+from tests.conftest import make_config
+
+FRONTEND = "https://clinic.example"
+
+
+@pytest.fixture
+def cors_client():
+    return create_app(make_config(MONGO_CLIENT=mongomock.MongoClient(), CORS_ORIGINS=[FRONTEND])).test_client()
+
+
+def preflight(client, origin):
+    """Send the browser's preflight for a POST with a token and a JSON body."""
+    return client.options("/patients/add_and_link?uid=doctor_a", headers={
+        "Origin": origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "Authorization, Content-Type, Idempotency-Key, X-Request-ID",
+    })
+
+
+def test_an_allowed_origin_gets_itself_back_and_the_needed_headers(cors_client):
+    response = preflight(cors_client, FRONTEND)
+
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "idempotency-key", "x-request-id"} <= allowed
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+def test_another_origin_gets_no_allow_origin(cors_client):
+    response = preflight(cors_client, "https://evil.example")
+
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_an_actual_request_from_an_allowed_origin_can_read_the_request_id(cors_client):
+    response = cors_client.get("/healthz", headers={"Origin": FRONTEND})
+
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert "X-Request-ID" in response.headers["Access-Control-Expose-Headers"]
+
+
+def test_with_no_origins_configured_nobody_is_allowed():
+    client = create_app(make_config(MONGO_CLIENT=mongomock.MongoClient(), CORS_ORIGINS=[])).test_client()
+
+    assert "Access-Control-Allow-Origin" not in preflight(client, FRONTEND).headers
+
+
+@pytest.mark.parametrize("origin", ["*", "https://*.example", "clinic.example"])
+def test_wildcards_and_bare_hosts_are_refused_at_start(origin):
+    with pytest.raises(ConfigError, match="CORS_ORIGINS"):
+        make_config(CORS_ORIGINS=[origin]).validate()

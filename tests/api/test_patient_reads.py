@@ -1,0 +1,85 @@
+"""Reading patients back over HTTP: one by id, and the doctor's list with name search and pages."""
+import pytest
+from bson import ObjectId
+
+from tests.conftest import bearer, jane
+
+
+@pytest.fixture
+def add_patient(client, add_appointment):
+    """Create a patient through add_and_link for a doctor and return it as the API returned it."""
+
+    def add(first="Jane", last="Smith", doctor="doctor_a"):
+        body = jane(add_appointment(doctor_id=doctor), firstName=first, lastName=last)
+        response = client.post(f"/patients/add_and_link?uid={doctor}", json=body, headers=bearer(doctor))
+        assert response.status_code == 201
+        return response.get_json()["data"]
+
+    return add
+
+
+def test_a_patient_reads_back_as_add_and_link_returned_it(client, add_patient):
+    patient = add_patient()
+    response = client.get(f"/patients/{patient['_id']}?uid=doctor_a", headers=bearer())
+
+    assert response.status_code == 200
+    assert response.get_json() == {"success": True, "data": patient}
+
+
+def test_reading_refuses_unknown_and_foreign_patients(client, add_patient):
+    other = add_patient(doctor="doctor_b")
+    unknown = client.get(f"/patients/{ObjectId()}?uid=doctor_a", headers=bearer())
+    foreign = client.get(f"/patients/{other['_id']}?uid=doctor_a", headers=bearer())
+    malformed = client.get("/patients/123?uid=doctor_a", headers=bearer())
+
+    assert (unknown.status_code, unknown.get_json()["error"]) == (404, "Patient not found")
+    assert (foreign.status_code, foreign.get_json()["error"]) == (403, "Doctor does not own this patient")
+    assert malformed.status_code == 400
+
+
+def test_the_list_is_newest_first_and_only_the_doctors_own(client, add_patient):
+    created = [add_patient(first=f"P{i}") for i in range(3)]
+    add_patient(doctor="doctor_b")
+    body = client.get("/patients?uid=doctor_a", headers=bearer()).get_json()
+
+    assert [p["_id"] for p in body["data"]] == [p["_id"] for p in reversed(created)]
+    assert body["next"] is None
+
+
+def test_q_matches_the_start_of_either_name_case_insensitively(client, add_patient):
+    smith = add_patient("Jane", "Smith")
+    add_patient("Anna", "Jones")
+    smithers = add_patient("Waylon", "SMITHERS")
+    add_patient("Sam", "Mithra")
+    add_patient("Smita", "Rao", doctor="doctor_b")
+
+    by_last = client.get("/patients?uid=doctor_a&q=smi", headers=bearer()).get_json()["data"]
+    by_first = client.get("/patients?uid=doctor_a&q=JA", headers=bearer()).get_json()["data"]
+    regex_chars = client.get("/patients?uid=doctor_a&q=.*", headers=bearer()).get_json()["data"]
+
+    assert [p["_id"] for p in by_last] == [smithers["_id"], smith["_id"]]
+    assert [p["_id"] for p in by_first] == [smith["_id"]]
+    assert regex_chars == []
+
+
+def test_patient_pages_do_not_skip_or_repeat_when_patients_are_added(client, add_patient):
+    for i in range(5):
+        add_patient(first=f"P{i}")
+    first = client.get("/patients?uid=doctor_a&limit=2", headers=bearer()).get_json()
+    add_patient(first="Newer")  # newer than every page: not part of the remaining pages
+    seen, cursor = list(first["data"]), first["next"]
+    while cursor:
+        body = client.get(f"/patients?uid=doctor_a&limit=2&after={cursor}", headers=bearer()).get_json()
+        seen += body["data"]
+        cursor = body["next"]
+
+    names = [p["firstName"] for p in seen]
+    assert names == ["P4", "P3", "P2", "P1", "P0"]
+
+
+def test_list_parameters_are_validated(client):
+    too_long = client.get("/patients?uid=doctor_a&q=" + "x" * 101, headers=bearer())
+    bad_cursor = client.get("/patients?uid=doctor_a&after=%%%", headers=bearer())
+
+    assert too_long.status_code == 400 and "q" in too_long.get_json()["details"]
+    assert bad_cursor.status_code == 400
