@@ -1,18 +1,29 @@
 """Liveness and readiness probes; neither needs a token."""
 from flask import Blueprint
+from marshmallow import Schema, fields
 
+from app.api_docs import documented
 from app.web import database, success
 
 bp = Blueprint("health", __name__)
 
 
+class ProbeSchema(Schema):
+    """What a probe answers in `data`."""
+
+    status = fields.String(required=True)
+
+
 @bp.get("/healthz")
+@documented(summary="Check that the process is up", tag="health", public=True, responses={200: ProbeSchema})
 def healthz():
     """Answer while the process runs, without touching the database."""
     return success({"status": "ok"})
 
 
 @bp.get("/readyz")
+@documented(summary="Check that the database answers", tag="health", public=True,
+            responses={200: ProbeSchema, 503: "Database unavailable: it did not answer a ping in time"})
 def readyz():
     """Answer 200 when the database answers a ping within the timeout, else 503 (via the error handlers)."""
     database().ping()

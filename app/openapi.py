@@ -1,5 +1,6 @@
 """The OpenAPI 3.1 document, generated from the routes' `@documented` operations and the marshmallow schemas."""
 import re
+from http import HTTPStatus
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
@@ -14,7 +15,7 @@ EXTENSION_KEY = "clinic.openapi"
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # `<converter(args):name>` or `<name>` in a werkzeug rule.
-RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>[a-zA-Z_][a-zA-Z0-9_]*)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>")
+RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 CONVERTER_TYPES = {"int": "integer", "float": "number"}
 
 DESCRIPTION = (
@@ -24,17 +25,16 @@ DESCRIPTION = (
     "`Error` envelope `{\"success\": false, \"error\": ...}`, and every response carries an `X-Request-ID`."
 )
 
-ERROR = {"$ref": "#/components/schemas/Error"}
-REQUEST_ID = {"$ref": "#/components/headers/RequestId"}
-UNAUTHORIZED = {"$ref": "#/components/responses/Unauthorized"}
 SHARED_RESPONSES = {
     "Unauthorized": "Missing bearer token, Invalid token or Token expired",
-    "BadRequest": "The body is not a JSON object, or fails validation (`details` names the fields)",
+    "BadRequest": "The request is malformed or fails validation (`details` names the fields)",
     "PayloadTooLarge": HTTP_MESSAGES[413],
     "InternalError": "Internal server error",
     "DatabaseUnavailable": DatabaseUnavailable.message,
 }
 HEADER_DESCRIPTIONS = {
+    "Idempotency-Key": "Makes a retry safe: a repeat of the same request with the same key (1 to 255 printable "
+                       "ASCII characters) answers the first answer again instead of running twice",
     "X-Request-ID": "Your id for this request (1 to 128 of `A-Za-z0-9._:-`), echoed in the response; "
                     "otherwise one is made up",
 }
@@ -60,19 +60,15 @@ def generate_spec(app):
     )
     plugin.converter.add_attribute_function(clinic_field_attributes)
     _add_shared_components(spec)
-    tags = []
-    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
-        operation = getattr(app.view_functions.get(rule.endpoint), "openapi", None)
-        if operation is None:
-            continue
-        if operation.tag not in tags:
-            tags.append(operation.tag)
-        methods = sorted(method.lower() for method in rule.methods - IGNORED_METHODS)
-        document = _operation(plugin.converter, rule, operation)
-        spec.path(path=openapi_path(rule.rule), operations={method: document for method in methods})
-    for tag in tags:
+    documented = [(rule, getattr(app.view_functions.get(rule.endpoint), "openapi", None))
+                  for rule in app.url_map.iter_rules()]
+    documented = [(rule, operation) for rule, operation in documented if operation is not None]
+    for rule, operation in documented:
+        spec.path(path=openapi_path(rule.rule), operations=_path_operations(plugin.converter, rule, operation))
+    for tag in _tag_order([operation for _, operation in documented]):
         spec.tag({"name": tag})
-    return spec.to_dict()
+    document = spec.to_dict()
+    return {key: document.pop(key) for key in ("openapi", "info", "tags", "paths")} | document
 
 
 def openapi_path(rule):
@@ -104,7 +100,7 @@ def _add_shared_components(spec):
             "success": {"type": "boolean", "const": False},
             "error": {"type": "string", "description": "What went wrong, in one line"},
             "details": {"type": "object", "description": "For validation failures: each field and its messages",
-                        "additionalProperties": {}},
+                        "examples": [{"firstName": ["Missing data for required field."]}]},
             "data": {"type": "object", "description": "What was kept despite the failure (the documented 404 "
                                                       "of add_and_link: the patient created)"},
         },
@@ -118,24 +114,42 @@ def _add_shared_components(spec):
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
 
-def _operation(converter, rule, operation):
+def _tag_order(operations):
+    """Return the tags in registration order, those with a token-protected operation before the public ones."""
+    tags = list(dict.fromkeys(operation.tag for operation in operations))
+    public = {tag for tag in tags if all(operation.public for operation in operations if operation.tag == tag)}
+    return sorted(tags, key=lambda tag: tag in public)
+
+
+def _path_operations(converter, rule, operation):
+    """Return the rule's operations, one per HTTP method it answers."""
+    methods = sorted(method.lower() for method in rule.methods - IGNORED_METHODS)
+    operations = {}
+    for method in methods:
+        # One view serving several methods still needs a distinct operationId for each.
+        operation_id = rule.endpoint if len(methods) == 1 else f"{rule.endpoint}_{method}"
+        operations[method] = _operation(converter, rule, operation, operation_id)
+    return operations
+
+
+def _operation(converter, rule, operation, operation_id):
     """Build the OpenAPI operation object of one rule from its Operation."""
     document = {
         "summary": operation.summary,
         "tags": [operation.tag],
-        "operationId": rule.endpoint.replace(".", "_"),
-        "parameters": _parameters(converter, rule, operation),
-        "responses": _responses(operation),
+        "operationId": operation_id,
     }
+    parameters = _parameters(converter, rule, operation)
+    if parameters:
+        document["parameters"] = parameters
     if operation.body is not None:
         media = {"schema": operation.body}
         if operation.example is not None:
             media["example"] = operation.example
         document["requestBody"] = {"required": True, "content": {"application/json": media}}
+    document["responses"] = _responses(operation, takes_input=bool(parameters) or operation.body is not None)
     if not operation.public:
         document["security"] = [{"bearerAuth": []}]
-    if not document["parameters"]:
-        del document["parameters"]
     return document
 
 
@@ -158,21 +172,23 @@ def _parameters(converter, rule, operation):
     return parameters
 
 
-def _responses(operation):
+def _responses(operation, takes_input):
     """Return the operation's responses, plus the failures every operation of its kind can answer."""
-    responses = {str(status): _response(answer) for status, answer in operation.responses.items()}
+    responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()}
     shared = {"500": "InternalError", "503": "DatabaseUnavailable"}
     if not operation.public:
         shared["401"] = "Unauthorized"
+    if takes_input:
+        shared["400"] = "BadRequest"
     if operation.body is not None:
-        shared.update({"400": "BadRequest", "413": "PayloadTooLarge"})
+        shared["413"] = "PayloadTooLarge"
     for status, name in shared.items():
-        responses.setdefault(status, {"$ref": f"#/components/responses/{name}"})
+        responses.setdefault(status, _ref("responses", name))
     return dict(sorted(responses.items()))
 
 
-def _response(answer):
-    """Turn one documented answer (Schema class, PageOf, description of a failure or raw object) into a response."""
+def _response(status, answer):
+    """Turn one documented answer (Schema class, PageOf, failure description or raw object) into a response."""
     if isinstance(answer, str):
         return _error_response(answer)
     if isinstance(answer, dict):
@@ -187,7 +203,7 @@ def _response(answer):
                 "next": {"type": ["string", "null"], "description": "Cursor of the next page; null on the last"},
             },
         })
-    return _success_response("Success", {
+    return _success_response(HTTPStatus(int(status)).phrase, {
         "type": "object",
         "required": ["success", "data"],
         "properties": {"success": {"type": "boolean", "const": True}, "data": answer},
@@ -198,7 +214,7 @@ def _success_response(description, schema):
     """Return a JSON response object whose body has the given (marshmallow-resolved) schema."""
     return {
         "description": description,
-        "headers": {"X-Request-ID": REQUEST_ID},
+        "headers": {"X-Request-ID": _ref("headers", "RequestId")},
         "content": {"application/json": {"schema": schema}},
     }
 
@@ -207,6 +223,11 @@ def _error_response(description):
     """Return a response object in the error envelope, described by when it happens."""
     return {
         "description": description,
-        "headers": {"X-Request-ID": REQUEST_ID},
-        "content": {"application/json": {"schema": ERROR}},
+        "headers": {"X-Request-ID": _ref("headers", "RequestId")},
+        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
     }
+
+
+def _ref(section, name):
+    """Return a reference to a component."""
+    return {"$ref": f"#/components/{section}/{name}"}

@@ -1,0 +1,206 @@
+"""The OpenAPI document at /openapi.json and Swagger UI at /docs; neither needs a database."""
+import re
+
+import mongomock
+import pytest
+from openapi_schema_validator import OAS31Validator
+from openapi_spec_validator import OpenAPIV31SpecValidator, validate
+
+from app import create_app
+from app.openapi import build_spec
+from tests.conftest import make_config
+
+# Routes the app answers that are not API operations, so the document leaves them out.
+NOT_OPERATIONS = {
+    "static": "Flask's static files (the service has none)",
+    "swagger_ui.show": "the Swagger UI page and its JavaScript and CSS assets under /docs/",
+}
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+
+
+@pytest.fixture(scope="module")
+def app():
+    """The service over an empty mongomock database, which the docs never touch."""
+    return create_app(make_config(MONGO_CLIENT=mongomock.MongoClient()))
+
+
+@pytest.fixture(scope="module")
+def document(app):
+    """The OpenAPI document as a client downloads it."""
+    response = app.test_client().get("/openapi.json")
+    assert response.status_code == 200
+    assert response.mimetype == "application/json"
+    return response.get_json()
+
+
+def resolve(document, node):
+    """Follow local `$ref`s from a node to the object they name."""
+    while "$ref" in node:
+        target = document
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part.replace("~1", "/").replace("~0", "~")]
+        node = target
+    return node
+
+
+def assert_matches(document, schema, body):
+    """Assert that a body matches a schema of the document, its `$ref`s resolved within the document."""
+    OAS31Validator({**schema, "components": document["components"]}).validate(body)
+
+
+def operations(document):
+    """Yield (path, method, operation) for every operation of the document."""
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            yield path, method, operation
+
+
+def test_openapi_json_is_a_valid_openapi_3_1_document(document):
+    assert document["openapi"] == "3.1.0"
+    assert document["info"]["title"] == "Clinic patient records"
+    assert document["info"]["version"] == "1.0.0"
+    validate(document, cls=OpenAPIV31SpecValidator)
+
+
+def test_every_route_the_app_answers_is_documented_with_each_of_its_methods(app, document):
+    missing = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint in NOT_OPERATIONS:
+            continue
+        path = re.sub(r"<(?:[^<>:]+:)?([^<>]+)>", r"{\1}", rule.rule)
+        for method in sorted(rule.methods - IGNORED_METHODS):
+            if method.lower() not in document["paths"].get(path, {}):
+                missing.append(f"{method} {rule.rule} ({rule.endpoint}: add @documented)")
+
+    assert missing == []
+
+
+def test_routes_left_out_of_the_document_are_only_the_static_and_swagger_ui_ones(app):
+    undocumented = {rule.endpoint for rule in app.url_map.iter_rules()
+                    if not hasattr(app.view_functions[rule.endpoint], "openapi")}
+
+    assert undocumented == set(NOT_OPERATIONS)
+
+
+def test_add_and_link_documents_its_example_body_and_its_refusals(document):
+    operation = document["paths"]["/patients/add_and_link"]["post"]
+    media = operation["requestBody"]["content"]["application/json"]
+
+    assert operation["requestBody"]["required"] is True
+    assert resolve(document, media["schema"]) is document["components"]["schemas"]["AddAndLink"]
+    assert media["example"]["firstName"] == "Jane"
+    assert media["example"]["contact"] == {"phone": "+1234567892", "email": "jane.smith@example.com"}
+    assert {"400", "401", "403", "404", "409", "413", "500", "503"} <= set(operation["responses"])
+    assert [parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"] == ["uid"]
+
+
+def test_every_failure_is_the_shared_error_envelope(document):
+    error = document["components"]["schemas"]["Error"]
+    assert error["required"] == ["success", "error"]
+    assert set(error["properties"]) == {"success", "error", "details", "data"}
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            if int(status) >= 400:
+                schema = resolve(document, response)["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+
+
+def test_every_response_documents_its_request_id_header(document):
+    for path, method, operation in operations(document):
+        for status, response in operation["responses"].items():
+            headers = resolve(document, response)["headers"]
+            assert headers["X-Request-ID"] == {"$ref": "#/components/headers/RequestId"}, (method, path, status)
+
+
+def test_documented_examples_are_accepted_by_the_schemas_that_validate_requests(app):
+    examples = [view.openapi for view in app.view_functions.values()
+                if getattr(view, "openapi", None) is not None and view.openapi.example is not None]
+
+    assert examples, "add_and_link at least documents an example"
+    for operation in examples:
+        operation.body().load(operation.example)
+
+
+def test_dump_only_fields_are_read_only_and_never_required_in_a_request(document):
+    schemas = document["components"]["schemas"]
+    for name in ("Patient", "AddAndLink"):
+        assert schemas[name]["properties"]["_id"]["readOnly"] is True
+        assert schemas[name]["properties"]["doctor_id"]["readOnly"] is True
+        assert "_id" not in schemas[name]["required"] and "doctor_id" not in schemas[name]["required"]
+    add_and_link = schemas["AddAndLink"]
+    assert add_and_link["properties"]["appointment_id"]["writeOnly"] is True
+    assert add_and_link["properties"]["appointment_id"]["pattern"] == "^[0-9a-fA-F]{24}$"
+    assert add_and_link["required"] == ["appointment_id", "firstName", "lastName"]
+    assert add_and_link["properties"]["address"] == {"$ref": "#/components/schemas/Address"}
+
+
+def test_path_ids_are_documented_as_24_hex_strings(document):
+    parameters = document["paths"]["/appointments/{appointment_id}"]["get"]["parameters"]
+
+    assert parameters[0] == {"in": "path", "name": "appointment_id", "required": True,
+                             "schema": {"type": "string", "pattern": "^[0-9a-fA-F]{24}$"}}
+
+
+def test_lists_document_a_page_of_items_and_the_next_cursor(document):
+    response = document["paths"]["/patients"]["get"]["responses"]["200"]
+    schema = response["content"]["application/json"]["schema"]
+
+    assert schema["properties"]["data"] == {"type": "array", "items": {"$ref": "#/components/schemas/Patient"}}
+    assert schema["properties"]["next"]["type"] == ["string", "null"]
+
+
+def test_bearer_scheme_protects_every_operation_but_the_public_ones(document):
+    assert document["components"]["securitySchemes"]["bearerAuth"] == {
+        "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+    assert "security" not in document
+    public = {(path, method) for path, method, operation in operations(document) if "security" not in operation}
+    assert public == {("/healthz", "get"), ("/readyz", "get"), ("/openapi.json", "get")}
+    for path, method, operation in operations(document):
+        if (path, method) not in public:
+            assert operation["security"] == [{"bearerAuth": []}], (method, path)
+            assert "401" in operation["responses"], (method, path)
+
+
+def test_real_answers_match_their_documented_schemas(app, client, document):
+    healthz = client.get("/healthz")
+    unauthorized = client.get("/patients?uid=doctor_a")
+
+    documented_healthz = document["paths"]["/healthz"]["get"]["responses"]["200"]
+    documented_401 = resolve(document, document["paths"]["/patients"]["get"]["responses"]["401"])
+    assert_matches(document, documented_healthz["content"]["application/json"]["schema"], healthz.get_json())
+    assert unauthorized.status_code == 401
+    assert_matches(document, documented_401["content"]["application/json"]["schema"], unauthorized.get_json())
+    assert healthz.headers["X-Request-ID"]
+
+
+def test_the_document_is_built_once_per_app(app):
+    assert build_spec(app) is build_spec(app)
+
+
+def test_docs_page_is_swagger_ui_served_from_local_assets(client):
+    response = client.get("/docs", follow_redirects=True)
+    html = response.get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/html"
+    assert '"url": "/openapi.json"' in html
+    assert '"validatorUrl": null' in html
+    assert re.findall(r'src="([^"]+)"', html) == ["/docs/swagger-ui-bundle.js", "/docs/swagger-ui-standalone-preset.js"]
+    # The only absolute URL is the page's own OAuth2 redirect, on this host: nothing is fetched from elsewhere.
+    assert {re.match(r"https?://([^/]+)", url)[1] for url in re.findall(r"https?://[^\"' )]+", html)} <= {"localhost"}
+
+
+@pytest.mark.parametrize("asset", ["swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css",
+                                   "index.css"])
+def test_swagger_ui_assets_are_served_by_the_service(client, asset):
+    # A file response holds the file open until it is closed.
+    with client.get(f"/docs/{asset}") as response:
+        assert response.status_code == 200
+        assert response.data
+
+
+def test_an_unknown_docs_asset_is_a_json_404(client):
+    response = client.get("/docs/nothing-here.js")
+
+    assert response.status_code == 404
+    assert response.get_json() == {"success": False, "error": "Not found"}
