@@ -28,11 +28,14 @@ def create_app(config=None):
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
 
-    from app import appointments, health, patients
+    from app import appointments, audit, docs, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(appointments.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(docs.bp)
+    app.register_blueprint(docs.swagger_ui)
     errors.register(app)
     request_log.register(app)
     cors.register(app, config.CORS_ORIGINS)

@@ -3,8 +3,10 @@ from flask import Blueprint, request
 
 from app import schemas, services
 from app.api_docs import PageOf, documented
+from app.audit import audited
 from app.auth import acting_doctor
-from app.web import current_caller, database, doctor_and_query, json_object_body, page, path_id, success
+from app.idempotency import idempotent
+from app.web import current_caller, database, doctor_and_query, json_object_body, page, path_id, success, unit_of_work
 
 bp = Blueprint("appointments", __name__)
 
@@ -14,16 +16,21 @@ bp = Blueprint("appointments", __name__)
     summary="Create an appointment, without a patient", tag="appointments",
     query=schemas.DoctorQuery, body=schemas.AppointmentSchema,
     example={"date": "2026-12-01T09:00:00Z", "reason": "Annual check-up"},
+    headers=("Idempotency-Key", "X-Request-ID"),
     responses={201: schemas.AppointmentSchema, 400: "Invalid body or missing uid",
-               403: "Token does not allow acting for this doctor"},
+               403: "Token does not allow acting for this doctor",
+               409: "A request with this Idempotency-Key is still in progress",
+               422: "Idempotency-Key was already used with a different request"},
 )
+@idempotent
+@audited("appointment.create")
 def create_appointment():
     """Create an appointment for the doctor."""
     caller = current_caller()
     body = json_object_body()
     doctor_id = acting_doctor(caller, request.args.get("uid"))
     fields = schemas.appointment_request.load(body)
-    appointment = services.schedule_appointment(database().unit_of_work(), doctor_id, fields)
+    appointment = services.schedule_appointment(unit_of_work(caller, doctor_id), doctor_id, fields)
     return success(schemas.appointment_view.dump(appointment), 201)
 
 

@@ -5,7 +5,7 @@ import threading
 import pymongo
 from pymongo.errors import PyMongoError
 
-from app.records import APPOINTMENTS, PATIENTS, Records
+from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENTS, Records
 from app.unit_of_work import UnitOfWork
 
 log = logging.getLogger("clinic.db")
@@ -19,6 +19,14 @@ INDEXES = {
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
         pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)], name="doctor_linked_by_date"),
+    ],
+    AUDIT: [
+        pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),
+    ],
+    IDEMPOTENCY: [
+        pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),
+        # MongoDB deletes keys a day old by itself; lookups also ignore older ones until it does.
+        pymongo.IndexModel([("created_at", 1)], name="expire_after_a_day", expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS),
     ],
 }
 
@@ -74,10 +82,10 @@ class Database:
         except PyMongoError as error:
             log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
 
-    def unit_of_work(self):
+    def unit_of_work(self, audit_context=None):
         """Return a unit of work over this database, transactional where the deployment allows."""
         self.prepare()
-        return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s)
+        return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s, audit_context)
 
     def records(self):
         """Return records for reads outside a unit of work."""

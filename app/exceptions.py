@@ -82,3 +82,17 @@ class NoSuchPatient(Refusal):
 class NotPatientOwner(Refusal):
     status = 403
     message = "Doctor does not own this patient"
+
+
+class InvalidIdempotencyKey(InvalidRequest):
+    message = "Idempotency-Key must be 1 to 255 printable ASCII characters"
+
+
+class IdempotencyKeyReused(Refusal):
+    status = 422
+    message = "Idempotency-Key was already used with a different request"
+
+
+class IdempotentRequestInProgress(Refusal):
+    status = 409
+    message = "A request with this Idempotency-Key is still in progress"

@@ -3,9 +3,13 @@ from flask import Blueprint, request
 
 from app import schemas, services
 from app.api_docs import PageOf, documented
+from app.audit import audited
 from app.auth import acting_doctor
 from app.exceptions import MissingAppointmentId, MissingPatientNames
-from app.web import current_caller, database, doctor_and_query, is_blank, json_object_body, page, path_id, success
+from app.idempotency import idempotent
+from app.web import (
+    current_caller, database, doctor_and_query, is_blank, json_object_body, page, path_id, success, unit_of_work,
+)
 
 bp = Blueprint("patients", __name__)
 
@@ -27,15 +31,19 @@ ADD_AND_LINK_EXAMPLE = {
 @documented(
     summary="Create a patient and link it to an existing appointment", tag="patients",
     query=schemas.DoctorQuery, body=schemas.AddAndLinkSchema, example=ADD_AND_LINK_EXAMPLE,
+    headers=("Idempotency-Key", "X-Request-ID"),
     responses={
         201: schemas.PatientSchema,
         400: "Missing appointment_id | Missing doctor_id (uid) | "
              "Missing required patient fields (firstName, lastName) | invalid fields (see details)",
         403: "Doctor does not own this appointment | Token does not allow acting for this doctor",
         404: "Appointment not found (patient created but not linked); the kept patient is in data",
-        409: "Appointment already linked to a patient",
+        409: "Appointment already linked to a patient | a request with this Idempotency-Key is still in progress",
+        422: "Idempotency-Key was already used with a different request",
     },
 )
+@idempotent
+@audited("appointment.link")
 def add_and_link():
     """Create a patient and link it to one of the doctor's free appointments."""
     # The checks run in the documented order; the first that fails answers.
@@ -48,7 +56,7 @@ def add_and_link():
         raise MissingPatientNames()
     fields = schemas.add_and_link_request.load(body)
     appointment_id = fields.pop("appointment_id")
-    patient = services.add_and_link_patient(database().unit_of_work(), doctor_id, appointment_id, fields)
+    patient = services.add_and_link_patient(unit_of_work(caller, doctor_id), doctor_id, appointment_id, fields)
     return success(schemas.patient_view.dump(patient), 201)
 
 

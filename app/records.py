@@ -1,6 +1,7 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
 import re
+from dataclasses import dataclass
 
 from bson import ObjectId
 
@@ -8,6 +9,9 @@ from app.pages import after_clause, encode_cursor
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
+AUDIT = "audit"
+IDEMPOTENCY = "idempotency_keys"
+IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # Kept for queries, never shown: the creation time (newest first) and lower-cased names (search).
 INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", "name_keys")
 
@@ -33,12 +37,43 @@ def public_appointment(stored):
     return appointment
 
 
+@dataclass(frozen=True)
+class AuditContext:
+    """Who acts, for which doctor, in which request: what every audit record of a request shares."""
+
+    actor: str
+    doctor_id: str
+    request_id: str
+
+
+def audit_entry(context, action, outcome, targets):
+    """Build one audit record: ids and outcome only, never a patient's field values."""
+    return {
+        "_id": ObjectId(),
+        "at": now(),
+        "actor": context.actor,
+        "doctor_id": context.doctor_id,
+        "action": action,
+        "targets": {name: str(value) for name, value in targets.items() if value is not None},
+        "outcome": outcome,
+        "request_id": context.request_id,
+    }
+
+
+def public_audit(stored):
+    """Shape a stored audit record as callers see it."""
+    record = dict(stored)
+    record["_id"] = str(stored["_id"])
+    return record
+
+
 class Records:
     """The reads and writes of one unit of work, bound to its session and journalling its inserts."""
 
-    def __init__(self, db, session=None):
+    def __init__(self, db, session=None, audit_context=None):
         self._db = db
         self._session = session
+        self._audit_context = audit_context
         # What this unit of work inserted, so a rollback without transactions can delete it.
         self.inserted = []
 
@@ -51,7 +86,7 @@ class Records:
     def add_patient(self, doctor_id, fields):
         """Store a new patient of this doctor and return it as callers see it."""
         names = [fields["firstName"].lower(), fields["lastName"].lower()]
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": _now(), "name_keys": names}
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": now(), "name_keys": names}
         return public_patient(self._insert(PATIENTS, document))
 
     def find_patient(self, patient_id):
@@ -108,6 +143,19 @@ class Records:
         )
         return result.matched_count == 1
 
+    def audit(self, action, outcome, **targets):
+        """Record a write of this unit of work in the audit trail, inside the same unit."""
+        if self._audit_context is not None:
+            self._insert(AUDIT, audit_entry(self._audit_context, action, outcome, targets))
+
+    def add_audit_entry(self, entry):
+        """Store an audit record built elsewhere (a refusal known only after the unit of work)."""
+        self._db[AUDIT].insert_one(entry, session=self._session)
+
+    def list_audit(self, doctor_id, limit, after=None):
+        """Return one page of the audit records of acts for this doctor, newest first."""
+        return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
+
     def undo_inserts(self):
         """Delete what this unit of work inserted, newest first."""
         for collection, document_id in reversed(self.inserted):
@@ -115,7 +163,7 @@ class Records:
         self.inserted.clear()
 
 
-def _now():
+def now():
     """Return the current UTC time at millisecond precision, as BSON stores it."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

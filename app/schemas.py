@@ -152,6 +152,24 @@ class PatientListQuery(PageQuery):
     q = fields.String(validate=validate.Length(min=1, max=NAME_MAX))
 
 
+class AuditTargetsSchema(StrictSchema):
+    patient_id = fields.String()
+    appointment_id = fields.String()
+
+
+class AuditRecordSchema(StrictSchema):
+    """One audit record: who did what to which ids, for which doctor, with what outcome."""
+
+    id = fields.String(attribute="_id", data_key="_id", dump_only=True)
+    at = UtcDateTime(dump_only=True)
+    actor = fields.String(dump_only=True)
+    doctor_id = fields.String(dump_only=True)
+    action = fields.String(dump_only=True)
+    targets = fields.Nested(AuditTargetsSchema, dump_only=True)
+    outcome = fields.Integer(dump_only=True)
+    request_id = fields.String(dump_only=True)
+
+
 add_and_link_request = AddAndLinkSchema()
 patient_view = PatientSchema()
 appointment_request = AppointmentSchema()
@@ -159,3 +177,5 @@ appointment_view = AppointmentSchema()
 doctor_query = DoctorQuery()
 appointment_list_query = AppointmentListQuery()
 patient_list_query = PatientListQuery()
+page_query = PageQuery()
+audit_record_view = AuditRecordSchema()

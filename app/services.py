@@ -8,6 +8,8 @@ from app.exceptions import (
     NotPatientOwner,
 )
 
+CREATED = 201
+
 
 def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
     """Create a patient for this doctor and link it to their free appointment, in the documented order."""
@@ -17,6 +19,8 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         appointment = records.find_appointment(appointment_id)
         if appointment is None:
             # Documented: the patient is kept and handed back, so the caller can link it later.
+            records.audit("patient.create", AppointmentNotFound.status, patient_id=patient["_id"],
+                          appointment_id=appointment_id)
             raise AppointmentNotFound(data=patient)
         if appointment.get("doctor_id") != doctor_id:
             raise NotAppointmentOwner()
@@ -25,6 +29,8 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         if not records.link_patient(appointment_id, doctor_id, patient["_id"]):
             # Free when read, taken before our update: another request won the race.
             raise AppointmentAlreadyLinked()
+        records.audit("patient.create", CREATED, patient_id=patient["_id"])
+        records.audit("appointment.link", CREATED, appointment_id=appointment_id, patient_id=patient["_id"])
         return patient
 
     return uow.run(steps)
@@ -32,7 +38,13 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
 
 def schedule_appointment(uow, doctor_id, fields):
     """Create an appointment for this doctor, without a patient."""
-    return uow.run(lambda records: records.add_appointment(doctor_id, fields))
+
+    def steps(records):
+        appointment = records.add_appointment(doctor_id, fields)
+        records.audit("appointment.create", CREATED, appointment_id=appointment["_id"])
+        return appointment
+
+    return uow.run(steps)
 
 
 def appointment_of(records, doctor_id, appointment_id):

@@ -20,18 +20,17 @@ class UnitOfWork:
     the steps' inserts are deleted again when they end in a refusal that rolls back, or in an error.
     """
 
-    def __init__(self, client, db, transactional, timeout_s):
+    def __init__(self, client, db, transactional, timeout_s, audit_context=None):
         self._client = client
         self._db = db
         self.transactional = transactional
         self._timeout_s = timeout_s
+        self._audit_context = audit_context
 
     def run(self, steps):
         """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them."""
         if self.transactional:
-            # One deadline for the whole transaction, retries included, so an outage answers within the timeout.
-            with pymongo.timeout(self._timeout_s):
-                return self._run_in_transaction(steps)
+            return self._run_in_transaction(steps)
         return self._run_compensated(steps)
 
     def _run_in_transaction(self, steps):
@@ -39,21 +38,24 @@ class UnitOfWork:
 
         def attempt(session):
             try:
-                return steps(Records(self._db, session)), None
+                return steps(Records(self._db, session, self._audit_context)), None
             except Refusal as refusal:
                 if refusal.rolls_back:
                     raise  # with_transaction aborts, then re-raises
                 return None, refusal  # commit what was written, then refuse
 
         with self._client.start_session() as session:
-            result, refusal = session.with_transaction(attempt, write_concern=MAJORITY)
+            # One deadline for the whole transaction, retries included, so an outage answers within the timeout;
+            # ending the session stays outside it, so a transaction left open is still aborted.
+            with pymongo.timeout(self._timeout_s):
+                result, refusal = session.with_transaction(attempt, write_concern=MAJORITY)
         if refusal is not None:
             raise refusal
         return result
 
     def _run_compensated(self, steps):
         """Run the steps without a transaction, deleting their inserts on rollback."""
-        records = Records(self._db)
+        records = Records(self._db, audit_context=self._audit_context)
         try:
             with pymongo.timeout(self._timeout_s):
                 return steps(records)

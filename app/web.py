@@ -1,19 +1,26 @@
 """Helpers every blueprint uses: the caller, the JSON body, the database and the success envelope."""
-from flask import current_app, jsonify, request
+from flask import current_app, g, jsonify, request
 
 from app.auth import acting_doctor
 from app.exceptions import InvalidRequest
+from app.records import AuditContext
 from app.schemas import OBJECT_ID
 
 
 def current_caller():
     """Verify the request's bearer token and return its caller (401 otherwise)."""
-    return current_app.extensions["clinic.tokens"].verify(request.headers.get("Authorization"))
+    g.caller = current_app.extensions["clinic.tokens"].verify(request.headers.get("Authorization"))
+    return g.caller
 
 
 def database():
     """Return the app's database handle."""
     return current_app.extensions["clinic.db"]
+
+
+def unit_of_work(caller, doctor_id):
+    """Return a unit of work whose writes are audited as this caller's, for this doctor, in this request."""
+    return database().unit_of_work(AuditContext(caller.subject, doctor_id, g.request_id))
 
 
 def json_object_body():

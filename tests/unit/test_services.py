@@ -15,6 +15,7 @@ class FakeRecords:
         self.patients = {}
         self.calls = []
         self.link_wins = link_wins
+        self.audits = []
 
     def add_patient(self, doctor_id, fields):
         self.calls.append("add_patient")
@@ -25,6 +26,9 @@ class FakeRecords:
     def find_appointment(self, appointment_id):
         self.calls.append("find_appointment")
         return self.appointments.get(appointment_id)
+
+    def audit(self, action, outcome, **targets):
+        self.audits.append((action, outcome, targets))
 
     def link_patient(self, appointment_id, doctor_id, patient_id):
         self.calls.append("link_patient")
@@ -67,6 +71,10 @@ def test_free_appointment_gets_the_new_patient_after_the_steps_in_documented_ord
     assert uow.committed
     assert patient["doctor_id"] == "doc" and patient["firstName"] == "Jane"
     assert uow.records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
+    assert uow.records.audits == [
+        ("patient.create", 201, {"patient_id": patient["_id"]}),
+        ("appointment.link", 201, {"appointment_id": APPOINTMENT, "patient_id": patient["_id"]}),
+    ]
 
 
 def test_missing_appointment_keeps_the_patient_and_carries_it():
@@ -77,6 +85,8 @@ def test_missing_appointment_keeps_the_patient_and_carries_it():
     assert refused.value.status == 404
     assert refused.value.data["firstName"] == "Jane"
     assert uow.committed and len(uow.records.patients) == 1
+    assert uow.records.audits == [
+        ("patient.create", 404, {"patient_id": refused.value.data["_id"], "appointment_id": APPOINTMENT})]
 
 
 def test_another_doctors_appointment_is_refused_before_checking_availability():

@@ -1,0 +1,68 @@
+"""The audit trail over HTTP: refused write attempts recorded, and GET /audit to read a doctor's trail."""
+import logging
+from functools import wraps
+
+from flask import Blueprint, g, request
+from marshmallow import ValidationError
+from pymongo.errors import PyMongoError
+
+from app import schemas
+from app.api_docs import PageOf, documented
+from app.exceptions import Refusal
+from app.records import AuditContext, audit_entry
+from app.web import current_caller, database, doctor_and_query, page
+
+log = logging.getLogger("clinic.audit")
+bp = Blueprint("audit", __name__)
+
+
+def audited(action):
+    """Record a refused attempt at this write; accepted writes are recorded inside their unit of work."""
+
+    def wrap(view):
+        @wraps(view)
+        def recorded(*args, **kwargs):
+            try:
+                return view(*args, **kwargs)
+            except ValidationError:
+                _record_refusal(action, 400)
+                raise
+            except Refusal as refusal:
+                # A refusal that keeps its writes (the documented 404) was audited with them.
+                if refusal.rolls_back and refusal.status < 500:
+                    _record_refusal(action, refusal.status)
+                raise
+
+        return recorded
+
+    return wrap
+
+
+def _record_refusal(action, status):
+    """Store one audit record for a refused attempt by an authenticated caller."""
+    caller = g.get("caller")
+    if caller is None:
+        return  # no verified actor to attribute the attempt to (401)
+    context = AuditContext(caller.subject, (request.args.get("uid") or "")[: schemas.UID_MAX], g.request_id)
+    body = request.get_json(silent=True)
+    appointment_id = body.get("appointment_id") if isinstance(body, dict) else None
+    if not (isinstance(appointment_id, str) and schemas.OBJECT_ID.match(appointment_id)):
+        appointment_id = None
+    try:
+        database().records().add_audit_entry(audit_entry(context, action, status, {"appointment_id": appointment_id}))
+    except PyMongoError as error:
+        log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)
+
+
+@bp.get("/audit")
+@documented(
+    summary="List the audit records of acts for a doctor, newest first", tag="audit",
+    query=schemas.PageQuery,
+    responses={200: PageOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
+               403: "Token does not allow acting for this doctor"},
+)
+def list_audit():
+    """Return one page of the audit trail of a doctor, for that doctor or an admin."""
+    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
+    items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
+    return page(schemas.audit_record_view.dump(items, many=True), next_cursor)

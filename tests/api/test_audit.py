@@ -1,0 +1,81 @@
+"""The audit trail: one record per write and per refused write attempt, ids only, readable per doctor."""
+from bson import ObjectId
+
+from tests.conftest import bearer, jane
+
+
+def trail(db):
+    """Return the audit records as (action, outcome, doctor_id) tuples, oldest first."""
+    return [(r["action"], r["outcome"], r["doctor_id"]) for r in db.audit.find().sort([("at", 1), ("_id", 1)])]
+
+
+def test_a_link_records_the_patient_creation_and_the_link(client, db, add_appointment):
+    appointment_id = add_appointment()
+    response = client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id),
+                           headers={**bearer(), "X-Request-ID": "req-42"})
+    patient_id = response.get_json()["data"]["_id"]
+
+    records = list(db.audit.find().sort("_id", 1))
+    assert [(r["action"], r["outcome"]) for r in records] == [("patient.create", 201), ("appointment.link", 201)]
+    assert records[1]["targets"] == {"appointment_id": appointment_id, "patient_id": patient_id}
+    assert all(r["actor"] == "doctor_a" and r["doctor_id"] == "doctor_a" and r["request_id"] == "req-42"
+               for r in records)
+
+
+def test_refused_attempts_are_recorded_once_each_with_their_status(client, db, add_appointment):
+    foreign = add_appointment(doctor_id="doctor_b")
+    linked = add_appointment(patient_id=ObjectId())
+    post = lambda body, uid="doctor_a": client.post(f"/patients/add_and_link?uid={uid}", json=body,  # noqa: E731
+                                                    headers=bearer())
+    post(jane(foreign))                                # 403 not owner
+    post(jane(linked))                                 # 409
+    post(jane(linked, dateOfBirth="never"))            # 400
+    post(jane(linked), uid="doctor_b")                 # 403 not allowed for doctor_b
+    post(jane(str(ObjectId())))                        # 404: the kept patient's creation
+    client.post("/patients/add_and_link?uid=doctor_a", json=jane(linked))  # 401: no actor, not recorded
+
+    assert sorted(trail(db)) == sorted([
+        ("appointment.link", 403, "doctor_a"), ("appointment.link", 409, "doctor_a"),
+        ("appointment.link", 400, "doctor_a"), ("appointment.link", 403, "doctor_b"),
+        ("patient.create", 404, "doctor_a"),
+    ])
+    refused_link = db.audit.find_one({"outcome": 409})
+    assert refused_link["targets"] == {"appointment_id": linked}
+
+
+def test_audit_records_hold_no_patient_field_values(client, db, add_appointment):
+    client.post("/patients/add_and_link?uid=doctor_a", headers=bearer(),
+                json=jane(add_appointment(), firstName="Markerfirst", medicalHistory="Markerhistory"))
+    client.post("/patients/add_and_link?uid=doctor_a", headers=bearer(),
+                json=jane(add_appointment(doctor_id="x"), firstName="Markerfirst", dateOfBirth="bad"))
+
+    stored = repr(list(db.audit.find()))
+    assert db.audit.count_documents({}) == 3
+    for value in ("Markerfirst", "Markerhistory", "1990-03-20", "Boston", "Aetna"):
+        assert value not in stored
+
+
+def test_creating_an_appointment_is_recorded(client, db):
+    response = client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=bearer())
+
+    record = db.audit.find_one()
+    assert (record["action"], record["outcome"]) == ("appointment.create", 201)
+    assert record["targets"] == {"appointment_id": response.get_json()["data"]["_id"]}
+
+
+def test_a_doctor_reads_their_own_trail_newest_first_and_an_admin_any(client, db, add_appointment):
+    for _ in range(3):
+        client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=bearer())
+    client.post("/appointments?uid=doctor_b", json={"date": "2026-12-01T09:00:00Z"}, headers=bearer("doctor_b"))
+
+    first = client.get("/audit?uid=doctor_a&limit=2", headers=bearer()).get_json()
+    rest = client.get(f"/audit?uid=doctor_a&limit=2&after={first['next']}", headers=bearer()).get_json()
+    forbidden = client.get("/audit?uid=doctor_b", headers=bearer("doctor_a"))
+    as_admin = client.get("/audit?uid=doctor_b", headers=bearer("ops", roles=["admin"])).get_json()
+
+    ids = [r["_id"] for r in first["data"] + rest["data"]]
+    stored = [str(r["_id"]) for r in db.audit.find({"doctor_id": "doctor_a"}).sort([("at", -1), ("_id", -1)])]
+    assert ids == stored and len(ids) == 3 and rest["next"] is None
+    assert set(first["data"][0]) == {"_id", "at", "actor", "doctor_id", "action", "targets", "outcome", "request_id"}
+    assert forbidden.status_code == 403
+    assert [r["doctor_id"] for r in as_admin["data"]] == ["doctor_b"]

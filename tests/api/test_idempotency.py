@@ -1,0 +1,138 @@
+"""Idempotency-Key on the write routes: one run per key, replayed answers, refused reuse, per-doctor scope."""
+import datetime
+import threading
+
+import pytest
+
+from app import services
+from tests.conftest import bearer, jane
+
+ROUTES = ["/patients/add_and_link", "/appointments"]
+
+
+def link(client, appointment_id, key, uid="doctor_a", headers=None, **changes):
+    """POST add_and_link with an Idempotency-Key."""
+    return client.post(f"/patients/add_and_link?uid={uid}", json=jane(appointment_id, **changes),
+                       headers={**(headers or bearer(uid)), "Idempotency-Key": key})
+
+
+def test_a_retried_add_and_link_replays_the_answer_and_creates_no_second_patient(client, db, add_appointment):
+    appointment_id = add_appointment()
+    first = link(client, appointment_id, "retry-1")
+    again = link(client, appointment_id, "retry-1")
+
+    assert first.status_code == again.status_code == 201
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert db.patients.count_documents({}) == 1
+
+
+def test_a_refusal_is_replayed_too(client, db, add_appointment):
+    appointment_id = add_appointment(doctor_id="doctor_b")
+    first = link(client, appointment_id, "k-403")
+    db.appointments.update_one({}, {"$set": {"doctor_id": "doctor_a"}})  # would now succeed if run again
+    again = link(client, appointment_id, "k-403")
+
+    assert first.status_code == again.status_code == 403
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert db.patients.count_documents({}) == 0
+
+
+def test_the_same_key_with_another_body_is_refused_with_422(client, db, add_appointment):
+    appointment_id = add_appointment()
+    assert link(client, appointment_id, "k-1").status_code == 201
+    other = link(client, appointment_id, "k-1", firstName="John")
+
+    assert other.status_code == 422
+    assert other.get_json() == {"success": False, "error": "Idempotency-Key was already used with a different request"}
+    assert db.patients.count_documents({}) == 1
+
+
+def test_keys_are_scoped_per_doctor(client, db, add_appointment):
+    mine, theirs = add_appointment(), add_appointment(doctor_id="doctor_b")
+
+    assert link(client, mine, "shared-key").status_code == 201
+    other_doctor = link(client, theirs, "shared-key", uid="doctor_b")
+    assert other_doctor.status_code == 201 and "Idempotent-Replayed" not in other_doctor.headers
+    assert db.patients.count_documents({}) == 2
+
+
+def test_a_caller_cannot_claim_keys_of_a_doctor_they_may_not_act_for(client, db, add_appointment):
+    theirs = add_appointment(doctor_id="doctor_b")
+    refused = link(client, theirs, "k-x", uid="doctor_b", headers=bearer("doctor_a"))
+    own = link(client, theirs, "k-x", uid="doctor_b")
+
+    assert refused.status_code == 403
+    assert own.status_code == 201 and "Idempotent-Replayed" not in own.headers
+    assert db.idempotency_keys.count_documents({"doctor_id": "doctor_b"}) == 1
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "naïve-ключ", "tab\there"])
+def test_malformed_keys_are_refused_with_400_and_write_nothing(client, db, add_appointment, key):
+    response = link(client, add_appointment(), key)
+
+    assert response.status_code == 400
+    assert "Idempotency-Key" in response.get_json()["error"]
+    assert db.patients.count_documents({}) == 0
+
+
+def test_a_key_still_running_answers_409_then_replays_once_done(client, db, add_appointment, monkeypatch, app):
+    appointment_id = add_appointment()
+    entered, release = threading.Event(), threading.Event()
+    real = services.add_and_link_patient
+
+    def slow(*args, **kwargs):
+        entered.set()
+        assert release.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "add_and_link_patient", slow)
+    results = {}
+    first = threading.Thread(target=lambda: results.update(first=link(app.test_client(), appointment_id, "busy")))
+    first.start()
+    assert entered.wait(10)
+    busy = link(client, appointment_id, "busy")
+    release.set()
+    first.join(10)
+    replay = link(client, appointment_id, "busy")
+
+    assert busy.status_code == 409
+    assert busy.get_json()["error"] == "A request with this Idempotency-Key is still in progress"
+    assert results["first"].status_code == 201
+    assert replay.status_code == 201 and replay.headers["Idempotent-Replayed"] == "true"
+    assert db.patients.count_documents({}) == 1
+
+
+def test_a_server_error_is_not_stored_so_a_retry_runs_again(client, db, add_appointment, monkeypatch):
+    appointment_id = add_appointment()
+    real = services.add_and_link_patient
+    monkeypatch.setattr(services, "add_and_link_patient", lambda *a, **k: 1 / 0)
+    failed = link(client, appointment_id, "k-500")
+    monkeypatch.setattr(services, "add_and_link_patient", real)
+    retried = link(client, appointment_id, "k-500")
+
+    assert failed.status_code == 500
+    assert retried.status_code == 201 and "Idempotent-Replayed" not in retried.headers
+    assert db.patients.count_documents({}) == 1
+
+
+def test_creating_an_appointment_is_idempotent_too(client, db):
+    headers = {**bearer(), "Idempotency-Key": "appt-1"}
+    first = client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=headers)
+    again = client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=headers)
+
+    assert first.status_code == again.status_code == 201
+    assert again.get_json()["data"]["_id"] == first.get_json()["data"]["_id"]
+    assert db.appointments.count_documents({}) == 1
+
+
+def test_keys_expire_after_a_day(db, client, add_appointment):
+    assert link(client, add_appointment(), "old-key").status_code == 201
+    day_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=25)
+    db.idempotency_keys.update_one({"key": "old-key"}, {"$set": {"created_at": day_ago}})
+    reused = link(client, add_appointment(), "old-key", firstName="John")
+
+    assert reused.status_code == 201 and "Idempotent-Replayed" not in reused.headers
+    assert db.patients.count_documents({}) == 2
+    assert db.idempotency_keys.index_information()["expire_after_a_day"]["expireAfterSeconds"] == 24 * 3600
