@@ -1,4 +1,5 @@
 """Bearer tokens: who is calling, and for which doctor they may act."""
+import time
 from dataclasses import dataclass
 
 import jwt
@@ -7,8 +8,41 @@ from app.exceptions import MissingDoctorId, NotAllowedForDoctor, NotAuthenticate
 
 # Never more than a minute of clock skew between the token issuer and us.
 LEEWAY_SECONDS = 60
+# The JWKS settings are read when a TokenVerifier is built, so tests can shorten them.
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 5
+# A kid the cached key set lacks (a rotation) refetches the set at most this often, so tokens with made-up
+# kids cannot turn each request into a request to the identity provider.
+JWKS_REFRESH_COOLDOWN_SECONDS = 30
+# After a failed fetch, answer 503 without asking again for this long.
+JWKS_RETRY_SECONDS = 5
+
+
+class _IdentityProviderKeys(jwt.PyJWKClient):
+    """The identity provider's JWKS, cached; every way of not getting a usable key set is a connection error."""
+
+    def __init__(self, url):
+        # No cache_keys: its per-kid cache never expires, so a key withdrawn from the JWKS would stay trusted.
+        super().__init__(url, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS,
+                         cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS)
+        self._retry_seconds = JWKS_RETRY_SECONDS
+        self._failed_at = None
+
+    def fetch_data(self):
+        """Fetch the key set, raising PyJWKClientConnectionError for anything but a usable one."""
+        # PyJWKClient's cooldown starts only on a successful fetch: during an outage each unknown kid, and
+        # once the cache expires each request, would wait out its own fetch, one at a time under its lock.
+        if self._failed_at is not None and time.monotonic() - self._failed_at < self._retry_seconds:
+            raise jwt.PyJWKClientConnectionError("the last JWKS fetch failed; not retrying yet")
+        try:
+            data = super().fetch_data()
+        except (jwt.PyJWKClientError, jwt.PyJWKSetError, OSError, ValueError) as error:
+            # PyJWT wraps only transport errors; a 200 carrying HTML, a non-object or no usable keys would
+            # escape as ValueError, PyJWKClientError or PyJWKSetError and read as a bad token or a 500.
+            self._failed_at = time.monotonic()
+            raise jwt.PyJWKClientConnectionError(f"JWKS fetch failed ({type(error).__name__})") from error
+        self._failed_at = None
+        return data
 
 
 @dataclass(frozen=True)
@@ -30,9 +64,7 @@ class TokenVerifier:
         # One key source, in this order of precedence, so the algorithm is never chosen by the token.
         self._jwks = None
         if config.JWT_JWKS_URL:
-            self._jwks = jwt.PyJWKClient(
-                config.JWT_JWKS_URL, cache_keys=True, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS
-            )
+            self._jwks = _IdentityProviderKeys(config.JWT_JWKS_URL)
             self._key, self._algorithms = None, ["RS256"]
         elif config.JWT_PUBLIC_KEY:
             self._key, self._algorithms = config.JWT_PUBLIC_KEY, ["RS256"]
@@ -74,12 +106,26 @@ class TokenVerifier:
         """Return the key that must have signed this token."""
         if self._jwks is None:
             return self._key
+        kid = _key_id(token)
         try:
-            return self._jwks.get_signing_key_from_jwt(token).key
+            # The PyJWK itself, not its raw key: PyJWT then also refuses a token whose alg is not the key's.
+            return self._jwks.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError:
             raise TokenKeysUnavailable() from None
-        except (jwt.PyJWKClientError, jwt.InvalidTokenError):
+        except jwt.PyJWKClientError:
+            # The fetched key set has no signing key under this kid.
             raise NotAuthenticated("Invalid token") from None
+
+
+def _key_id(token):
+    """Return the token's kid, refusing a token without one before any key set is fetched."""
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.InvalidTokenError:
+        raise NotAuthenticated("Invalid token") from None
+    if not isinstance(kid, str) or not kid:
+        raise NotAuthenticated("Invalid token")
+    return kid
 
 
 def acting_doctor(caller, uid):
