@@ -56,11 +56,17 @@ def standalone_server(tmp_path_factory):
     server.stop()
 
 
+def pytest_collection_modifyitems(items):
+    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec and callspec.params.get("backend", "mongomock") != "mongomock":
+            item.add_marker(pytest.mark.realdb)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request):
     """The name of the database backend a test runs on."""
-    if request.param != "mongomock":
-        request.applymarker(pytest.mark.realdb)
     return request.param
 
 
