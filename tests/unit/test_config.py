@@ -24,3 +24,11 @@ def test_a_malformed_timeout_is_refused(monkeypatch):
     monkeypatch.setenv("MONGODB_TIMEOUT_MS", "soon")
     with pytest.raises(ConfigError, match="MONGODB_TIMEOUT_MS"):
         Config()
+
+
+def test_a_public_key_that_is_not_an_rsa_pem_refuses_to_start():
+    from app.auth import TokenVerifier
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):
+        TokenVerifier(make_config(JWT_SECRET=None, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n"))
