@@ -8,12 +8,13 @@ TTL ?= 3600
 STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: help venv install run test token clean clean-instance
+.PHONY: help venv install run test bench token clean clean-instance
 
 help:
 	@echo "make install           create $(VENV) and install requirements-dev.txt"
 	@echo "make run               serve on http://127.0.0.1:8000 with an embedded database"
 	@echo "make test              run the tests (PYTEST_ARGS=... to pass options)"
+	@echo "make bench             measure POST /patients/add_and_link (BENCH_* settings: bench/README.md)"
 	@echo "make -s token UID=...  print a dev JWT (optional ROLES=admin TTL=3600)"
 	@echo "make clean             remove $(VENV) and caches, keep instance/"
 	@echo "make clean-instance    remove instance/ (dev database and secret)"
@@ -35,6 +36,10 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# Not part of `make test`: takes minutes and wants a quiet machine. Writes bench/RESULTS.md.
+bench: $(STAMP)
+	$(VENV)/bin/python bench/run.py
 
 # UID counts only from the command line: some shells export their numeric UID.
 TOKEN_UID := $(if $(filter command line override,$(origin UID)),$(UID))

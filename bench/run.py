@@ -1,0 +1,386 @@
+"""Run the add_and_link benchmark: `python bench/run.py` (or `make bench`); settings come from BENCH_* variables."""
+import json
+import os
+import resource
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the repo importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import pymongo  # noqa: E402
+
+from bench import data, profile, report  # noqa: E402
+from bench.processes import (  # noqa: E402
+    ROOT, Database, Gunicorn, cpu_seconds, die_with_parent, machine_busy_seconds, service_environment,
+)
+from bench.wrk import ensure_wrk, run_wrk, wrk_threads  # noqa: E402
+
+DB_NAME = "clinic_bench"
+DOCTOR = data.doctor_name(0)  # one of the scale dataset's doctors
+LINKED_POOL = 2000
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def env_number(name, default, kind=float):
+    """Read a non-negative number from the environment, failing loudly on anything else."""
+    raw = os.environ.get(name) or str(default)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SystemExit(f"bench: {name} must be a number, not {raw!r}") from None
+    if value < 0:
+        raise SystemExit(f"bench: {name} must not be negative")
+    return value
+
+
+@dataclass
+class Settings:
+    """What to run, from BENCH_* environment variables."""
+
+    seconds: int = field(default_factory=lambda: env_number("BENCH_SECONDS", 10, int))
+    warmup: int = field(default_factory=lambda: env_number("BENCH_WARMUP_SECONDS", 2, int))
+    concurrency: list = field(default_factory=lambda: [
+        int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",") if c.strip()])
+    scale_records: int = field(default_factory=lambda: env_number("BENCH_SCALE_RECORDS", 100_000, int))
+    scale_doctors: int = field(default_factory=lambda: env_number("BENCH_SCALE_DOCTORS", 1000, int))
+    standalone: bool = field(default_factory=lambda: os.environ.get("BENCH_STANDALONE") == "1")
+    profile: bool = field(default_factory=lambda: os.environ.get("BENCH_PROFILE") == "1")
+    wrk_threads: int = field(default_factory=lambda: env_number("BENCH_WRK_THREADS", os.cpu_count() or 1, int))
+    out_dir: Path = field(default_factory=lambda: Path(os.environ.get("BENCH_OUT") or ROOT / "bench" / "out"))
+    results: Path = field(
+        default_factory=lambda: Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md"))
+
+
+def stop_on_signal(signum, frame):
+    """Turn SIGTERM and SIGHUP into an exit that runs the cleanup, as Ctrl-C does."""
+    raise SystemExit(128 + signum)
+
+
+def ms(microseconds):
+    """Convert microseconds to milliseconds."""
+    return microseconds / 1000
+
+
+class Bench:
+    """The runs of one `make bench`, against one database and two gunicorns (the service and the ceiling)."""
+
+    def __init__(self, settings, wrk, database, service, ceiling, token):
+        self.s = settings
+        self.wrk = wrk
+        self.database = database
+        self.service = service
+        self.ceiling = ceiling
+        self.token = token
+        # Bounded, so that a stuck database fails the bench instead of hanging it.
+        self.client = pymongo.MongoClient(database.uri, tz_aware=True, serverSelectionTimeoutMS=30_000,
+                                          socketTimeoutMS=300_000)
+        self.db = self.client[DB_NAME]
+        self.results = []
+        self.best_rps = 0.0
+        self.linked_file = self.s.out_dir / "ids-linked.txt"
+
+    def floor_processes(self, concurrency):
+        """Return how many floor processes run at a concurrency: never more than the service's worker threads."""
+        return min(concurrency, self.service.workers * self.service.threads)
+
+    def log(self, message):
+        """Print a progress line."""
+        print(f"bench: {message}", flush=True)
+
+    def fresh_pool(self, count, label):
+        """Insert count free appointments of the doctor and write their ids to a file; return its path."""
+        path = self.s.out_dir / f"ids-{label}.txt"
+        data.write_ids(path, data.add_appointments(self.db, DOCTOR, count))
+        return path
+
+    def wait_idle(self, limit=30):
+        """Wait until the workers and the database stop using CPU: requests wrk left queued have drained."""
+        pids = self.service.worker_pids() + self.ceiling.worker_pids() + self.database.pids()
+        deadline, last = time.monotonic() + limit, cpu_seconds(pids)
+        while time.monotonic() < deadline:
+            time.sleep(0.3)
+            now = cpu_seconds(pids)
+            if now - last < 0.02:
+                return
+            last = now
+        self.log(f"still busy {limit} s after a run; going on")
+
+    def pool_size(self, concurrency):
+        """Return how many fresh ids a success run needs: generously more than the fastest rate so far."""
+        threads = max(wrk_threads(concurrency, self.s.wrk_threads), self.floor_processes(concurrency))
+        # Unused ids stay in the database as free appointments: a bulk delete beside open transactions
+        # can deadlock secantusd-py 0.7.0b3, so nothing is cleaned up between runs.
+        return max(100 * threads, int(max(self.best_rps, 300) * self.s.seconds * 2))
+
+    def cpu_now(self, server):
+        """Return CPU seconds used so far by: the measured server's workers, everything of ours, the machine."""
+        servers = (self.service, self.ceiling)
+        workers = [pid for s in servers for pid in s.worker_pids()]
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        waited = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, the floor processes, py-spy
+        ours = (cpu_seconds(workers + [s.process.pid for s in servers] + self.database.pids())
+                + own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime)
+        return {"server": cpu_seconds(server.worker_pids()) if server else 0.0,
+                "db": cpu_seconds(self.database.pids()), "ours": ours, "busy": machine_busy_seconds()}
+
+    def measure(self, driver, server=None):
+        """Run driver() and add the CPU the server's workers, the database and other processes used meanwhile."""
+        before, started = self.cpu_now(server), time.monotonic()
+        result = driver()
+        elapsed = time.monotonic() - started
+        used = {key: value - before[key] for key, value in self.cpu_now(server).items()}
+        # Requests wrk left queued still run: let them finish before the next run, outside any measurement.
+        self.wait_idle()
+        requests = max(result["requests"], 1)
+        # For the floor, its own processes' CPU stands in the service's column.
+        service = result["client_cpu_s"] if result.get("client_cpu_s") is not None else used["server"]
+        result.update(
+            service_cpu_ms=1000 * service / requests,
+            db_cpu_ms=1000 * used["db"] / requests,
+            other_cpu_pct=max(0.0, 100 * (used["busy"] - used["ours"]) / (elapsed * (os.cpu_count() or 1))),
+        )
+        return result
+
+    def via_wrk(self, kind, path, concurrency, url, ids_file, mode, label):
+        """Drive url with wrk and return the run's result."""
+        threads = wrk_threads(concurrency, self.s.wrk_threads)
+        raw = run_wrk(self.wrk, url, concurrency, threads, self.s.seconds, ids_file, self.token, mode,
+                      self.s.out_dir / f"wrk-{label}.txt")
+        expected = str(path)
+        statuses = raw["statuses"]
+        socket_errors = sum(raw["socket_errors"].values())
+        return {
+            "kind": kind, "path": path, "concurrency": concurrency, "requests": raw["requests"],
+            "rps": raw["requests"] / (raw["duration_us"] / 1e6),
+            "p50_ms": ms(raw["p50_us"]), "p95_ms": ms(raw["p95_us"]), "p99_ms": ms(raw["p99_us"]),
+            "statuses": statuses, "errors": sum(n for s, n in statuses.items() if s != expected) + socket_errors,
+            "exhausted": raw["exhausted"] > 0, "wrk": raw,
+        }
+
+    def via_floor(self, path, concurrency, ids_file, count, mode):
+        """Run the floor processes (one per stream) and return the run's result."""
+        processes = self.floor_processes(concurrency)
+        per = count // processes
+        start_at = time.time() + 2  # time for every process to import and connect
+        commands = [
+            [sys.executable, "-m", "bench.floor", "--uri", self.database.uri, "--db", DB_NAME, "--doctor", DOCTOR,
+             "--ids-file", str(ids_file), "--first", str(i * per), "--count", str(per), "--mode", mode,
+             "--start-at", str(start_at), "--seconds", str(self.s.seconds)]
+            for i in range(processes)
+        ]
+        running = [subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+                                    preexec_fn=die_with_parent) for c in commands]
+        outputs = []
+        try:
+            for process in running:
+                stdout, _ = process.communicate(timeout=self.s.seconds + 60)
+                if process.returncode != 0:
+                    raise SystemExit(f"bench: a floor process failed with {process.returncode}")
+                outputs.append(json.loads(stdout))
+        finally:
+            for process in running:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+        latencies = sorted(v for o in outputs for v in o["latencies_us"])
+        statuses = {}
+        for output in outputs:
+            for status, n in output["statuses"].items():
+                statuses[status] = statuses.get(status, 0) + n
+        return {
+            "kind": "floor", "path": path, "concurrency": concurrency, "requests": len(latencies),
+            "rps": len(latencies) / self.s.seconds, "processes": processes,
+            "p50_ms": ms(report.percentile(latencies, 0.50)), "p95_ms": ms(report.percentile(latencies, 0.95)),
+            "p99_ms": ms(report.percentile(latencies, 0.99)), "statuses": statuses,
+            "errors": sum(n for s, n in statuses.items() if s != str(path)),
+            "exhausted": any(o["exhausted"] for o in outputs),
+            "client_cpu_s": sum(o["cpu_seconds"] for o in outputs),
+            "transactional": all(o["transactional"] for o in outputs),
+        }
+
+    def success_run(self, label, concurrency, run, server=None):
+        """Run a success-path run on fresh ids, again with more ids if it ran out of them."""
+        count = self.pool_size(concurrency)
+        for _ in range(4):
+            ids_file = self.fresh_pool(count, label)
+            result = self.measure(lambda: run(ids_file, count), server)
+            if not result["exhausted"]:
+                self.best_rps = max(self.best_rps, result["rps"])
+                return result
+            self.log(f"{label}: ran out of {count} fresh ids; again with twice as many")
+            count *= 2
+        raise SystemExit(f"bench: {label} kept running out of fresh ids")
+
+    def record(self, result, dataset="empty"):
+        """Keep a result and print its line."""
+        result["dataset"] = dataset
+        result["path"] = str(result["path"])
+        self.results.append(result)
+        self.log(f"{dataset:5} c={result['concurrency']:<3} {result['kind']:8} {result['path']}: "
+                 f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f}  p99 {result['p99_ms']:7.2f} ms  "
+                 f"errors {result['errors']}  statuses {result['statuses']}")
+
+    def endpoint_url(self, server, path):
+        """Return the URL wrk drives on a server."""
+        return server.url + (f"/patients/add_and_link?uid={DOCTOR}" if path != "fixed" else "/bench/fixed")
+
+    def warm_up(self):
+        """Send each gunicorn a few seconds of requests, so that first-request costs stay out of the runs."""
+        if not self.s.warmup:
+            return
+        c = max(self.s.concurrency)
+        threads = wrk_threads(c, self.s.wrk_threads)
+        for server, url in ((self.service, self.endpoint_url(self.service, "409")),
+                            (self.ceiling, self.endpoint_url(self.ceiling, "fixed"))):
+            run_wrk(self.wrk, url, c, threads, self.s.warmup, self.linked_file, self.token, "cycle",
+                    self.s.out_dir / f"wrk-warmup-{server.port}.txt")
+        self.wait_idle()
+
+    def run_concurrency(self, c):
+        """Run, at one concurrency: the floor and the endpoint on both paths, and the ceiling."""
+        service_url = self.endpoint_url(self.service, "201")
+        ceiling_url = self.endpoint_url(self.ceiling, "fixed")
+        linked = self.linked_file
+        self.record(self.success_run(f"floor-201-c{c}", c, lambda f, n: self.via_floor(201, c, f, n, "fresh")))
+        self.record(self.success_run(f"endpoint-201-c{c}", c, lambda f, n: self.via_wrk(
+            "endpoint", 201, c, service_url, f, "fresh", f"endpoint-201-c{c}"), self.service))
+        self.record(self.measure(lambda: self.via_floor(409, c, linked, LINKED_POOL, "cycle")))
+        self.record(self.measure(lambda: self.via_wrk(
+            "endpoint", 409, c, service_url, linked, "cycle", f"endpoint-409-c{c}"), self.service))
+        self.record(self.measure(lambda: self.via_wrk(
+            "ceiling", 201, c, ceiling_url, linked, "cycle", f"ceiling-c{c}"), self.ceiling))
+
+    def run_profile(self):
+        """Profile the service's workers with py-spy during an extra success run at the highest concurrency."""
+        c = max(self.s.concurrency)
+        py_spy = profile.ensure_py_spy()
+        url = self.endpoint_url(self.service, "201")
+        recorders = []
+
+        def run(ids_file, _count):
+            recorders.extend(profile.start(py_spy, self.service.worker_pids(), self.s.seconds, self.s.out_dir))
+            return self.via_wrk("endpoint", 201, c, url, ids_file, "fresh", f"profile-c{c}")
+
+        result = self.success_run(f"profile-c{c}", c, run, self.service)
+        paths = profile.finish(recorders, timeout=30)
+        self.log(f"profiled c={c}: {result['rps']:.1f} req/s while sampled")
+        summary = profile.summarize(paths, result["requests"])
+        (self.s.out_dir / "profile.md").write_text(summary + "\n")
+        return f"During an extra {self.s.seconds:g} s success run at concurrency {c} " \
+               f"({result['rps']:.1f} req/s while sampled, not in the tables above).\n\n{summary}"
+
+    def run_scale(self):
+        """Insert the scale dataset, check the service's indexes, and repeat the success-path runs."""
+        from app.db import INDEXES  # the indexes the service creates at start
+
+        self.log(f"inserting {self.s.scale_records:,} patients and appointments over {self.s.scale_doctors:,} doctors")
+        started = time.monotonic()
+        data.add_scale_dataset(self.db, self.s.scale_records, self.s.scale_doctors)
+        inserted_in = time.monotonic() - started
+        for collection, indexes in INDEXES.items():
+            missing = {i.document["name"] for i in indexes} - set(self.db[collection].index_information())
+            if missing:
+                raise SystemExit(f"bench: the service's indexes {sorted(missing)} on {collection} are missing")
+        url = self.endpoint_url(self.service, "201")
+        for c in self.s.concurrency:
+            self.record(self.success_run(f"scale-201-c{c}", c, lambda f, n, c=c: self.via_wrk(
+                "endpoint", 201, c, url, f, "fresh", f"scale-201-c{c}"), self.service), dataset="scale")
+        return inserted_in
+
+
+def run_all(settings, wrk, tmp, started):
+    """Start the database and both gunicorns, run everything, and return (results, report context)."""
+    out = settings.out_dir
+    database = Database(Path(tmp) / "db", out / "secantusd.log", standalone=settings.standalone).start()
+    started.append(database)
+    secret = secrets.token_urlsafe(48)
+    env = service_environment(database.uri, DB_NAME, secret)
+    service = Gunicorn("wsgi:app", env, out / "gunicorn-service.log").start()
+    started.append(service)
+    ceiling = Gunicorn("bench.ceiling_wsgi:app", env, out / "gunicorn-ceiling.log").start()
+    started.append(ceiling)
+    started_pids = {"database": database.pids(), "service": [service.process.pid, *service.worker_pids()],
+                    "ceiling": [ceiling.process.pid, *ceiling.worker_pids()]}
+    (out / "pids.json").write_text(json.dumps(started_pids))  # lets the smoke test check nothing is left behind
+    bench = Bench(settings, wrk, database, service, ceiling, data.mint_token(secret, DOCTOR))
+    data.write_ids(bench.linked_file, data.add_appointments(bench.db, DOCTOR, LINKED_POOL, linked=True))
+    bench.log(f"database {database.uri}, service {service.url}, ceiling {ceiling.url}; warming up")
+    bench.warm_up()
+    for c in settings.concurrency:
+        bench.run_concurrency(c)
+    profile_text = bench.run_profile() if settings.profile else None
+    scale_insert_s = bench.run_scale()
+    bench.client.close()
+    floor = next((r for r in bench.results if r["kind"] == "floor"), {})
+    context = {
+        "settings": settings,
+        "profile": profile_text,
+        "scale_insert_s": scale_insert_s,
+        "gunicorn": " ".join(["gunicorn"] + service.command[1:]),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "db_version": metadata.version("SecantusDB"),
+        "wrk_version": wrk_version(wrk),
+        "wrk_threads_note": f"min(concurrency, {settings.wrk_threads}) threads and --timeout 10s",
+        "floor_note": (
+            f"one Python process per stream, min(concurrency, workers × threads = {service.workers} × "
+            f"{service.threads}) of them, each a pymongo client with the service's settings "
+            f"({'in transactions' if floor.get('transactional') else 'without transactions'}). Processes, not "
+            "threads, so that the client's GIL never caps the floor; no more than the service's worker threads, "
+            "because the service never has more add_and_link calls in flight than that."),
+    }
+    return bench.results, context
+
+
+def wrk_version(wrk):
+    """Return wrk's version line."""
+    result = subprocess.run([wrk, "-v"], capture_output=True, text=True)
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    return lines[0].split(" [")[0] if lines else "wrk"
+
+
+def main():
+    """Run the benchmark and write RESULTS.md; always stop what it started, on Ctrl-C and errors too."""
+    settings = Settings()
+    if not settings.concurrency or min(settings.concurrency) < 1 or not settings.seconds:
+        raise SystemExit("bench: BENCH_CONCURRENCY must list positive numbers and BENCH_SECONDS must be positive")
+    began = time.monotonic()
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    wrk = ensure_wrk()
+    # Ctrl-C stops the bench even when started from a shell that ignores SIGINT for background jobs.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop_on_signal)
+    tmp = tempfile.mkdtemp(prefix="clinic-bench-")
+    started = []
+    try:
+        results, context = run_all(settings, wrk, tmp, started)
+    except KeyboardInterrupt:
+        print("bench: interrupted; stopping everything it started", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+        for process in reversed(started):
+            process.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    context["elapsed_s"] = time.monotonic() - began
+    text = report.render(results, context)
+    settings.results.parent.mkdir(parents=True, exist_ok=True)
+    settings.results.write_text(text)
+    (settings.out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    print(text)
+    print(f"bench: wrote {settings.results}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""`make bench` runs end to end with tiny durations and leaves no process behind, so the benchmark cannot rot."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SETTINGS = {
+    "BENCH_SECONDS": "1",
+    "BENCH_WARMUP_SECONDS": "1",
+    "BENCH_CONCURRENCY": "2",
+    "BENCH_SCALE_RECORDS": "200",
+    "BENCH_SCALE_DOCTORS": "10",
+}
+RUNS = [("endpoint", "201"), ("floor", "201"), ("endpoint", "409"), ("floor", "409"), ("ceiling", "201")]
+
+
+def still_running(pid):
+    """Tell whether pid is still one of the bench's database or gunicorn processes (not a reused pid)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return any(name in cmdline.read() for name in (b"gunicorn", b"secantusd"))
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.realdb
+def test_the_bench_measures_every_run_writes_its_table_and_stops_everything(tmp_path):
+    from bench.wrk import ensure_wrk
+
+    try:
+        ensure_wrk()  # installs Debian's wrk when missing and running as root, as in CI
+    except SystemExit as error:
+        pytest.skip(f"wrk is not installed and cannot be installed here: {error}")
+    env = dict(os.environ, **SETTINGS, BENCH_OUT=str(tmp_path / "out"), BENCH_RESULTS=str(tmp_path / "RESULTS.md"))
+
+    bench = subprocess.run([sys.executable, "bench/run.py"], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
+                           capture_output=True, text=True, timeout=240)
+
+    assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    measured = {(r["kind"], r["path"], r["dataset"]) for r in results}
+    assert measured == {(kind, path, "empty") for kind, path in RUNS} | {("endpoint", "201", "scale")}
+    for result in results:
+        assert result["requests"] > 0 and result["errors"] == 0, result
+        assert set(result["statuses"]) == {result["path"]}, result
+        assert result["service_cpu_ms"] > 0 and result["p50_ms"] <= result["p99_ms"], result
+    table = (tmp_path / "RESULTS.md").read_text()
+    assert "| 2 | add_and_link, links (201) |" in table
+    assert "| 2 | ceiling: POST /bench/fixed |" in table
+    assert "## Success path with 200 patients and appointments over 10 doctors" in table
+    pids = json.loads((tmp_path / "out" / "pids.json").read_text())
+    assert [pid for group in pids.values() for pid in group if still_running(pid)] == []
