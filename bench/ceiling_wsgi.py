@@ -2,20 +2,10 @@
 from flask import jsonify
 
 from app import create_app
+from bench.floor import PATIENT_FIELDS
 
 # The size and shape of what add_and_link answers, so encoding and sending cost the same.
-FIXED_PATIENT = {
-    "_id": "65f8a1b2c3d4e5f6789012ef",
-    "doctor_id": "doctor_0000",
-    "firstName": "Jane",
-    "lastName": "Smith",
-    "dateOfBirth": "1990-03-20",
-    "address": {"street": "456 Oak St", "city": "Boston", "state": "MA", "zipCode": "02101"},
-    "insurance": {"provider": "Aetna", "policyNumber": "AET789012"},
-    "medicalHistory": "No significant medical history",
-    "currentMedications": "Multivitamin daily",
-    "contact": {"phone": "+1234567892", "email": "jane.smith@example.com"},
-}
+FIXED_PATIENT = {"_id": "65f8a1b2c3d4e5f6789012ef", "doctor_id": "doctor_0000", **PATIENT_FIELDS}
 
 # The same factory as wsgi.py, so the same hooks, error handlers and request log run.
 app = create_app()

@@ -19,17 +19,10 @@ import pymongo
 from bson import ObjectId
 from pymongo.write_concern import WriteConcern
 
+from app.patients import ADD_AND_LINK_EXAMPLE
+
 MAJORITY = WriteConcern("majority")
-PATIENT_FIELDS = {
-    "firstName": "Jane",
-    "lastName": "Smith",
-    "dateOfBirth": "1990-03-20",
-    "address": {"street": "456 Oak St", "city": "Boston", "state": "MA", "zipCode": "02101"},
-    "insurance": {"provider": "Aetna", "policyNumber": "AET789012"},
-    "medicalHistory": "No significant medical history",
-    "currentMedications": "Multivitamin daily",
-    "contact": {"phone": "+1234567892", "email": "jane.smith@example.com"},
-}
+PATIENT_FIELDS = {key: value for key, value in ADD_AND_LINK_EXAMPLE.items() if key != "appointment_id"}
 
 
 class Refused(Exception):

@@ -1,4 +1,5 @@
 """Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
+import copy
 import time
 import uuid
 
@@ -9,6 +10,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
+from app.patients import ADD_AND_LINK_EXAMPLE
 from config import Config
 from tests.servers import SecantusServer
 
@@ -123,16 +125,6 @@ def add_appointment(db):
 
 def jane(appointment_id, **changes):
     """Return the documented example body for this appointment, with changes applied."""
-    body = {
-        "appointment_id": appointment_id,
-        "firstName": "Jane",
-        "lastName": "Smith",
-        "dateOfBirth": "1990-03-20",
-        "address": {"street": "456 Oak St", "city": "Boston", "state": "MA", "zipCode": "02101"},
-        "insurance": {"provider": "Aetna", "policyNumber": "AET789012"},
-        "medicalHistory": "No significant medical history",
-        "currentMedications": "Multivitamin daily",
-        "contact": {"phone": "+1234567892", "email": "jane.smith@example.com"},
-    }
+    body = {**copy.deepcopy(ADD_AND_LINK_EXAMPLE), "appointment_id": appointment_id}
     body.update(changes)
     return body
