@@ -1,8 +1,10 @@
 """The clinic patient-records service: an app factory and nothing that connects at import time."""
+import json
 import logging
 import sys
 
 from flask import Flask
+from flask.json.provider import DefaultJSONProvider
 
 from app import cors, errors, request_log
 from app.auth import TokenVerifier
@@ -18,6 +20,7 @@ def create_app(config=None):
     _configure_logging(config.LOG_LEVEL)
 
     app = Flask(__name__)
+    app.json = StorableJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # keep the documented field order
     app.json.compact = True
@@ -40,6 +43,21 @@ def create_app(config=None):
     request_log.register(app)
     cors.register(app, config.CORS_ORIGINS)
     return app
+
+
+class StorableJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, reading as malformed what Python parses but the service cannot handle or store."""
+
+    def loads(self, s, **kwargs):
+        """Parse JSON text, refusing nesting deeper than the parser goes and lone surrogates (`"\\ud800"`)."""
+        try:
+            value = super().loads(s, **kwargs)
+            # BSON strings are UTF-8: a lone surrogate would fail at insert time, as a 500, after validation.
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except (RecursionError, UnicodeEncodeError) as error:
+            # A ValueError is what get_json(silent=True) reads as malformed, so it answers 400 like any bad JSON.
+            raise ValueError("JSON nested too deeply or not valid Unicode") from error
+        return value
 
 
 def _configure_logging(level):

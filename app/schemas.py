@@ -59,7 +59,12 @@ class UtcDateTime(fields.AwareDateTime):
         super().__init__(format="iso", **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        moment = super()._deserialize(value, attr, data, **kwargs).astimezone(datetime.timezone.utc)
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment = moment.astimezone(datetime.timezone.utc)
+        except OverflowError:
+            # 0001-01-01T00:00+01:00 is well-formed, but its UTC falls before the first year a datetime holds.
+            raise ValidationError("Must fall within the years 0001 to 9999 in UTC.") from None
         # BSON keeps milliseconds: truncate now so what we return is what a later read returns.
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
