@@ -28,9 +28,10 @@ def idempotent(view):
             # The view refuses these before writing; a key must not be claimed in a space the caller may not use.
             return view(*args, **kwargs)
         store = IdempotencyStore(database().db)
-        claim = store.claim(doctor_id, key, _fingerprint())
+        fingerprint = _fingerprint()
+        claim = store.claim(doctor_id, key, fingerprint)
         if claim.existing is not None:
-            return _replay(claim.existing)
+            return _replay(claim.existing, fingerprint)
         response = _run(view, args, kwargs)
         if response.status_code >= 500:
             store.release(claim.record_id)  # a server error is not an answer: the client may retry
@@ -58,9 +59,9 @@ def _run(view, args, kwargs):
         return make_response(current_app.handle_user_exception(error))
 
 
-def _replay(record):
+def _replay(record, fingerprint):
     """Answer with the stored response, or refuse a key that is busy or was used for another request."""
-    if record["fingerprint"] != _fingerprint():
+    if record["fingerprint"] != fingerprint:
         raise IdempotencyKeyReused()
     if record["state"] != "done":
         raise IdempotentRequestInProgress()
