@@ -1,17 +1,11 @@
 """Liveness and readiness probes; neither needs a token."""
 from flask import Blueprint
-from marshmallow import Schema, fields
 
 from app.api_docs import documented
+from app.schemas import ProbeSchema
 from app.web import database, success
 
 bp = Blueprint("health", __name__)
-
-
-class ProbeSchema(Schema):
-    """What a probe answers in `data`."""
-
-    status = fields.String(required=True)
 
 
 @bp.get("/healthz")

@@ -175,6 +175,12 @@ class AuditRecordSchema(StrictSchema):
     request_id = fields.String(dump_only=True)
 
 
+class ProbeSchema(Schema):
+    """What a health probe answers in `data`."""
+
+    status = fields.String(required=True)
+
+
 add_and_link_request = AddAndLinkSchema()
 patient_view = PatientSchema()
 appointment_request = AppointmentSchema()
