@@ -17,6 +17,7 @@ import uuid
 
 import pymongo
 from bson import ObjectId
+from pymongo.errors import ConnectionFailure, PyMongoError
 from pymongo.write_concern import WriteConcern
 
 from app.patients import ADD_AND_LINK_EXAMPLE
@@ -117,7 +118,11 @@ def main(argv=None):
                 break
             position = 0
         started = time.perf_counter()
-        status = add_and_link(client, db, args.doctor, ids[position], transactional, timeout / 1000)
+        try:
+            status = add_and_link(client, db, args.doctor, ids[position], transactional, timeout / 1000)
+        except PyMongoError as error:
+            # What the service would answer (app/errors.py): 503 when the database does not answer in time.
+            status = 503 if isinstance(error, ConnectionFailure) or getattr(error, "timeout", False) else 500
         latencies.append(round((time.perf_counter() - started) * 1e6))
         statuses[str(status)] = statuses.get(str(status), 0) + 1
         position += 1

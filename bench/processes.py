@@ -85,6 +85,21 @@ def cpu_seconds(pids):
     return total / CLOCK_TICKS
 
 
+def cpu_by_process():
+    """Return {pid: (CPU seconds so far, command name)} for every process on the machine."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    head, _, tail = stat.read().rpartition(")")
+            except OSError:
+                continue
+            fields = tail.split()
+            found[int(entry)] = ((int(fields[11]) + int(fields[12])) / CLOCK_TICKS, head.partition("(")[2])
+    return found
+
+
 def machine_busy_seconds():
     """Return the CPU time all cores have spent not idle since boot (/proc/stat)."""
     with open("/proc/stat") as stat:

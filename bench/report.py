@@ -132,6 +132,10 @@ def render(results, context):
         "the machine), as a share of all cores; a high value means the row was measured on a busy machine.",
         "- Everything (wrk, gunicorn, the database, the floor processes) shares the same cores, so the "
         "load generator takes CPU from what it measures.",
+        "- 409 rows run in the order of the table and get slower as the bench goes on, whatever the concurrency: "
+        "each refusal writes its audit record outside the transaction, a retryable write, and secantusd-py "
+        "scans its table of recent retryable writes (up to 10,000, kept 30 minutes) on every such write "
+        "(bench/README.md).",
     ]
     if context.get("profile"):
         parts += ["", "## Profile of the service's workers (py-spy, GIL-holding samples)", "", context["profile"]]

@@ -20,7 +20,8 @@ import pymongo  # noqa: E402
 
 from bench import data, profile, report  # noqa: E402
 from bench.processes import (  # noqa: E402
-    ROOT, Database, Gunicorn, cpu_seconds, die_with_parent, machine_busy_seconds, service_environment,
+    ROOT, Database, Gunicorn, cpu_by_process, cpu_seconds, die_with_parent, machine_busy_seconds,
+    service_environment,
 )
 from bench.wrk import ensure_wrk, run_wrk, wrk_threads  # noqa: E402
 
@@ -132,12 +133,37 @@ class Bench:
         return {"server": cpu_seconds(server.worker_pids()) if server else 0.0,
                 "db": cpu_seconds(self.database.pids()), "ours": ours, "busy": machine_busy_seconds()}
 
+    def foreign_processes(self, before, after, top=3):
+        """Return the processes outside the bench that used the most CPU between two cpu_by_process() readings."""
+        ours = {os.getpid(), self.service.process.pid, self.ceiling.process.pid, *self.database.pids(),
+                *self.service.worker_pids(), *self.ceiling.worker_pids()}
+        used = []
+        for pid, (seconds, name) in after.items():
+            start = before.get(pid, (0.0, name))[0]
+            if pid not in ours and not self.is_ours(pid) and seconds - start >= 0.05:
+                used.append((round(seconds - start, 2), f"{pid} {name}"))
+        return sorted(used, reverse=True)[:top]
+
+    def is_ours(self, pid):
+        """Tell whether pid descends from this bench process (wrk, a floor process, py-spy)."""
+        for _ in range(5):
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    pid = int(stat.read().rpartition(")")[2].split()[1])
+            except OSError:
+                return False
+            if pid == os.getpid():
+                return True
+        return False
+
     def measure(self, driver, server=None):
         """Run driver() and add the CPU the server's workers, the database and other processes used meanwhile."""
+        processes_before = cpu_by_process()
         before, started = self.cpu_now(server), time.monotonic()
         result = driver()
         elapsed = time.monotonic() - started
         used = {key: value - before[key] for key, value in self.cpu_now(server).items()}
+        result["other_top"] = self.foreign_processes(processes_before, cpu_by_process())
         # Requests wrk left queued still run: let them finish before the next run, outside any measurement.
         self.wait_idle()
         requests = max(result["requests"], 1)
@@ -227,7 +253,8 @@ class Bench:
         self.results.append(result)
         self.log(f"{dataset:5} c={result['concurrency']:<3} {result['kind']:8} {result['path']}: "
                  f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f}  p99 {result['p99_ms']:7.2f} ms  "
-                 f"errors {result['errors']}  statuses {result['statuses']}")
+                 f"errors {result['errors']}  statuses {result['statuses']}  "
+                 f"other CPU {result['other_cpu_pct']:.0f}% {result['other_top']}")
 
     def endpoint_url(self, server, path):
         """Return the URL wrk drives on a server."""
@@ -239,9 +266,11 @@ class Bench:
             return
         c = max(self.s.concurrency)
         threads = wrk_threads(c, self.s.wrk_threads)
-        for server, url in ((self.service, self.endpoint_url(self.service, "409")),
-                            (self.ceiling, self.endpoint_url(self.ceiling, "fixed"))):
-            run_wrk(self.wrk, url, c, threads, self.s.warmup, self.linked_file, self.token, "cycle",
+        # The success path: a refusal's audit record is a retryable write, which the database keeps (see README).
+        fresh = self.fresh_pool(max(100 * threads, 400 * self.s.warmup), "warmup")
+        for server, url, ids in ((self.service, self.endpoint_url(self.service, "201"), fresh),
+                                 (self.ceiling, self.endpoint_url(self.ceiling, "fixed"), self.linked_file)):
+            run_wrk(self.wrk, url, c, threads, self.s.warmup, ids, self.token, "cycle",
                     self.s.out_dir / f"wrk-warmup-{server.port}.txt")
         self.wait_idle()
 
@@ -286,6 +315,7 @@ class Bench:
         started = time.monotonic()
         data.add_scale_dataset(self.db, self.s.scale_records, self.s.scale_doctors)
         inserted_in = time.monotonic() - started
+        self.wait_idle(limit=60)  # the database may still be writing the bulk load out
         for collection, indexes in INDEXES.items():
             missing = {i.document["name"] for i in indexes} - set(self.db[collection].index_information())
             if missing:
