@@ -143,10 +143,14 @@ class Records:
         )
         return result.matched_count == 1
 
-    def audit(self, action, outcome, **targets):
-        """Record a write of this unit of work in the audit trail, inside the same unit."""
-        if self._audit_context is not None:
-            self._insert(AUDIT, audit_entry(self._audit_context, action, outcome, targets))
+    def audit(self, *events):
+        """Record (action, outcome, targets) events of this unit of work in the audit trail, in one command."""
+        if self._audit_context is None or not events:
+            return
+        entries = [audit_entry(self._audit_context, action, outcome, targets) for action, outcome, targets in events]
+        # One insert for all of a request's records: every command is a round trip inside the transaction.
+        self._db[AUDIT].insert_many(entries, session=self._session)
+        self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
 
     def add_audit_entry(self, entry):
         """Store an audit record built elsewhere (a refusal known only after the unit of work)."""

@@ -19,8 +19,8 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         appointment = records.find_appointment(appointment_id)
         if appointment is None:
             # Documented: the patient is kept and handed back, so the caller can link it later.
-            records.audit("patient.create", AppointmentNotFound.status, patient_id=patient["_id"],
-                          appointment_id=appointment_id)
+            records.audit(("patient.create", AppointmentNotFound.status,
+                           {"patient_id": patient["_id"], "appointment_id": appointment_id}))
             raise AppointmentNotFound(data=patient)
         if appointment.get("doctor_id") != doctor_id:
             raise NotAppointmentOwner()
@@ -29,8 +29,8 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         if not records.link_patient(appointment_id, doctor_id, patient["_id"]):
             # Free when read, taken before our update: another request won the race.
             raise AppointmentAlreadyLinked()
-        records.audit("patient.create", CREATED, patient_id=patient["_id"])
-        records.audit("appointment.link", CREATED, appointment_id=appointment_id, patient_id=patient["_id"])
+        records.audit(("patient.create", CREATED, {"patient_id": patient["_id"]}),
+                      ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
         return patient
 
     return uow.run(steps)
@@ -41,7 +41,7 @@ def schedule_appointment(uow, doctor_id, fields):
 
     def steps(records):
         appointment = records.add_appointment(doctor_id, fields)
-        records.audit("appointment.create", CREATED, appointment_id=appointment["_id"])
+        records.audit(("appointment.create", CREATED, {"appointment_id": appointment["_id"]}))
         return appointment
 
     return uow.run(steps)

@@ -55,9 +55,10 @@ def link_steps(db, doctor_id, appointment_id, session):
         {"$set": {"patient_id": patient["_id"]}}, session=session)
     if result.matched_count != 1:
         raise Refused(patient["_id"])
-    db.audit.insert_one(audit_entry(doctor_id, "patient.create", 201, patient_id=patient["_id"]), session=session)
-    db.audit.insert_one(audit_entry(doctor_id, "appointment.link", 201, appointment_id=appointment_id,
-                                    patient_id=patient["_id"]), session=session)
+    db.audit.insert_many([
+        audit_entry(doctor_id, "patient.create", 201, patient_id=patient["_id"]),
+        audit_entry(doctor_id, "appointment.link", 201, appointment_id=appointment_id, patient_id=patient["_id"]),
+    ], session=session)
 
 
 def add_and_link(client, db, doctor_id, appointment_id, transactional, timeout_s):

@@ -27,8 +27,8 @@ class FakeRecords:
         self.calls.append("find_appointment")
         return self.appointments.get(appointment_id)
 
-    def audit(self, action, outcome, **targets):
-        self.audits.append((action, outcome, targets))
+    def audit(self, *events):
+        self.audits.extend(events)
 
     def link_patient(self, appointment_id, doctor_id, patient_id):
         self.calls.append("link_patient")
