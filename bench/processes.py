@@ -45,18 +45,6 @@ def spawn(command, log_path, env=None, own_session=False):
                                 preexec_fn=die_with_parent)
 
 
-def stop(process, timeout=15):
-    """Terminate process, killing it if it is still running after timeout seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
-
 def children(pid):
     """Return the pids whose parent is pid."""
     found = []
@@ -154,7 +142,7 @@ class Database:
 
     def stop(self):
         """Stop the server."""
-        stop(self.process)
+        run_dev.stop(self.process, 15)
 
 
 def service_environment(uri, db_name, secret):
@@ -228,4 +216,4 @@ class Gunicorn:
 
     def stop(self):
         """Stop gunicorn gracefully (its workers with it)."""
-        stop(self.process, timeout=20)
+        run_dev.stop(self.process, 20)
