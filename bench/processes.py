@@ -1,6 +1,7 @@
 """Start, measure and stop the benchmark's processes: the database, gunicorn, and CPU time from /proc."""
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -209,6 +210,18 @@ class Gunicorn:
                 return response.status == 200
         except (OSError, urllib.error.URLError):
             return False
+
+    def log_offset(self):
+        """Return where the log ends now, for request_durations() after a run."""
+        return self.log_path.stat().st_size
+
+    def request_durations(self, offset, route):
+        """Return the durations (ms) the app's own request log gave to a route's requests since offset."""
+        pattern = re.compile(rf" clinic\.requests POST {re.escape(route)} \d{{3}} ([\d.]+)ms ")
+        with open(self.log_path, "rb") as log:
+            log.seek(offset)
+            text = log.read().decode("utf-8", "replace")
+        return [float(m.group(1)) for m in pattern.finditer(text)]
 
     def worker_pids(self):
         """Return the workers' pids: the children of the gunicorn master."""

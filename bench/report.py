@@ -2,6 +2,7 @@
 import datetime
 import os
 import platform
+import statistics
 
 LABELS = {
     ("endpoint", "201"): "add_and_link, links (201)",
@@ -11,6 +12,12 @@ LABELS = {
     ("ceiling", "201"): "ceiling: POST /bench/fixed",
 }
 ORDER = list(LABELS)
+# Measured per run; a row of the tables shows the median over its runs.
+MEDIAN_FIELDS = ("rps", "p50_ms", "p95_ms", "p99_ms", "app_p99_ms", "service_cpu_ms", "db_cpu_ms")
+# The issue's targets (medians of the bench's runs).
+FLOOR_SHARE_TARGET = 0.8
+CPU_RATIO_TARGET = 2.0
+P99_GROWTH_TARGET = 1.25
 
 
 def percentile(sorted_values, fraction):
@@ -38,66 +45,145 @@ def number(value, digits=1):
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def find(results, kind, path, concurrency, dataset="empty"):
-    """Return the result of one run, or None."""
+def summarize(results):
+    """Group the runs by (kind, path, concurrency, dataset) and return each group's medians, errors and run count."""
+    groups = {}
     for result in results:
-        if (result["kind"], result["path"], result["concurrency"], result["dataset"]) == (
-                kind, path, concurrency, dataset):
-            return result
-    return None
+        key = (result["kind"], result["path"], result["concurrency"], result["dataset"])
+        groups.setdefault(key, []).append(result)
+    summary = {}
+    for key, runs in groups.items():
+        row = {name: median([r.get(name) for r in runs]) for name in MEDIAN_FIELDS}
+        row.update(runs=len(runs), errors=sum(r["errors"] for r in runs),
+                   other_cpu_pct=max(r["other_cpu_pct"] for r in runs))
+        summary[key] = row
+    return summary
 
 
-def ratio(results, result, against):
-    """Return the endpoint's req/s over the floor's or the ceiling's at the same concurrency, for endpoint rows."""
-    if result["kind"] != "endpoint":
+def median(values):
+    """Return the median of the values measured (None stands for not measured), or None."""
+    measured = [v for v in values if v is not None]
+    return statistics.median(measured) if measured else None
+
+
+def ratio(summary, kind, path, concurrency, against, dataset="empty"):
+    """Return the endpoint's median req/s over the floor's (same path) or the ceiling's, at one concurrency."""
+    if kind != "endpoint":
         return None
-    path = result["path"] if against == "floor" else "201"
-    other = find(results, against, path, result["concurrency"], result["dataset"])
-    return result["rps"] / other["rps"] if other and other["rps"] else None
+    mine = summary.get((kind, path, concurrency, dataset))
+    other = summary.get((against, path if against == "floor" else "201", concurrency, "empty" if against ==
+                         "ceiling" else dataset))
+    return mine["rps"] / other["rps"] if mine and other and other["rps"] else None
 
 
-def main_table(results, concurrencies):
-    """Return the markdown table of the empty-database runs."""
+def verdict(value, limit, at_least=False):
+    """Return "met" or "not met" for a measured value against a target, or a dash when it was not measured."""
+    if value is None:
+        return "–"
+    return "met" if (value >= limit if at_least else value <= limit) else "**not met**"
+
+
+def targets_table(summary, concurrencies):
+    """Return the markdown table of the issue's three targets, from the medians."""
+    top = max(concurrencies)
+    share = ratio(summary, "endpoint", "201", top, "floor")
+    lines = ["| target | concurrency | measured (medians) | status |", "|---|---:|---|---|",
+             f"| add_and_link req/s >= {FLOOR_SHARE_TARGET} x the floor's (success path) | {top} "
+             f"| {number(share, 2)} | {verdict(share, FLOOR_SHARE_TARGET, at_least=True)} |"]
+    for c in concurrencies:
+        endpoint, floor, ceiling = (summary.get((kind, "201", c, "empty")) for kind in ("endpoint", "floor", "ceiling"))
+        if not (endpoint and floor and ceiling and ceiling["service_cpu_ms"]):
+            continue
+        fixed = ceiling["service_cpu_ms"]
+        whole = endpoint["service_cpu_ms"] / fixed
+        beyond = (endpoint["service_cpu_ms"] - floor["service_cpu_ms"]) / fixed
+        lines.append(
+            f"| service CPU/req <= {CPU_RATIO_TARGET:g} x the fixed route's | {c} "
+            f"| {number(whole, 2)} x ({number(endpoint['service_cpu_ms'], 2)} vs {number(fixed, 2)} ms); "
+            f"the driver alone (floor) {number(floor['service_cpu_ms'] / fixed, 2)} x; "
+            f"the service beyond the driver {number(beyond, 2)} x | {verdict(whole, CPU_RATIO_TARGET)}; "
+            f"beyond the driver: {verdict(beyond, CPU_RATIO_TARGET)} |")
+    for c in concurrencies:
+        growth = p99_growth(summary, "endpoint", c)
+        if growth is None:
+            continue
+        app = p99_growth(summary, "endpoint", c, "app_p99_ms")
+        lines.append(f"| p99 with the scale dataset <= {P99_GROWTH_TARGET} x empty | {c} | {number(growth, 2)} "
+                     f"(inside the app: {number(app, 2)}; the floor's: {number(p99_growth(summary, 'floor', c), 2)}) "
+                     f"| {verdict(growth, P99_GROWTH_TARGET)}; inside the app: {verdict(app, P99_GROWTH_TARGET)} |")
+    return "\n".join(lines)
+
+
+def p99_growth(summary, kind, concurrency, field="p99_ms"):
+    """Return a success-path run's median p99 on the scale database over the empty one's."""
+    empty = summary.get((kind, "201", concurrency, "empty"))
+    scale = summary.get((kind, "201", concurrency, "scale"))
+    if not (empty and scale and empty[field] and scale[field] is not None):
+        return None
+    return scale[field] / empty[field]
+
+
+def main_table(summary, concurrencies):
+    """Return the markdown table of the empty-database runs (medians)."""
     lines = [
-        "| conc. | run | req/s | p50 ms | p95 ms | p99 ms | errors | service CPU ms/req | db CPU ms/req "
+        "| conc. | run | runs | req/s | p50 ms | p95 ms | p99 ms | errors | service CPU ms/req | db CPU ms/req "
         "| endpoint/floor | endpoint/ceiling | other procs' CPU |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for concurrency in concurrencies:
+    for c in concurrencies:
         for kind, path in ORDER:
-            r = find(results, kind, path, concurrency)
+            r = summary.get((kind, path, c, "empty"))
             if r is None:
                 continue
             service_cpu = number(r["service_cpu_ms"], 2) + (" †" if kind == "floor" else "")
             lines.append(
-                f"| {concurrency} | {LABELS[kind, path]} | {number(r['rps'])} | {number(r['p50_ms'], 2)} "
+                f"| {c} | {LABELS[kind, path]} | {r['runs']} | {number(r['rps'])} | {number(r['p50_ms'], 2)} "
                 f"| {number(r['p95_ms'], 2)} | {number(r['p99_ms'], 2)} | {r['errors']} | {service_cpu} "
-                f"| {number(r['db_cpu_ms'], 2)} | {number(ratio(results, r, 'floor'), 2)} "
-                f"| {number(ratio(results, r, 'ceiling'), 2)} | {r['other_cpu_pct']:.0f}% |")
+                f"| {number(r['db_cpu_ms'], 2)} | {number(ratio(summary, kind, path, c, 'floor'), 2)} "
+                f"| {number(ratio(summary, kind, path, c, 'ceiling'), 2)} | {r['other_cpu_pct']:.0f}% |")
     return "\n".join(lines)
 
 
-def scale_table(results, concurrencies):
-    """Return the markdown table comparing the success path on the empty and the scale database."""
-    lines = ["| conc. | req/s empty | req/s scale | p50 ms empty | p50 ms scale | p99 ms empty | p99 ms scale "
-             "| p99 scale/empty | errors scale |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for concurrency in concurrencies:
-        empty = find(results, "endpoint", "201", concurrency)
-        scale = find(results, "endpoint", "201", concurrency, "scale")
-        if not (empty and scale):
-            continue
-        growth = scale["p99_ms"] / empty["p99_ms"] if empty["p99_ms"] else None
-        lines.append(f"| {concurrency} | {number(empty['rps'])} | {number(scale['rps'])} "
-                     f"| {number(empty['p50_ms'], 2)} | {number(scale['p50_ms'], 2)} "
-                     f"| {number(empty['p99_ms'], 2)} | {number(scale['p99_ms'], 2)} "
-                     f"| {number(growth, 2)} | {scale['errors']} |")
+def scale_table(summary, concurrencies):
+    """Return the markdown table comparing the success path on the empty and the scale database (medians)."""
+    lines = ["| conc. | run | runs | req/s empty | req/s scale | p50 ms empty | p50 ms scale | p99 ms empty "
+             "| p99 ms scale | p99 scale/empty | app p99 ms empty | app p99 ms scale | app p99 scale/empty "
+             "| db CPU ms/req empty | db CPU ms/req scale | errors scale |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in concurrencies:
+        for kind in ("endpoint", "floor"):
+            empty = summary.get((kind, "201", c, "empty"))
+            scale = summary.get((kind, "201", c, "scale"))
+            if not (empty and scale):
+                continue
+            lines.append(f"| {c} | {LABELS[kind, '201']} | {scale['runs']} | {number(empty['rps'])} "
+                         f"| {number(scale['rps'])} | {number(empty['p50_ms'], 2)} | {number(scale['p50_ms'], 2)} "
+                         f"| {number(empty['p99_ms'], 2)} | {number(scale['p99_ms'], 2)} "
+                         f"| {number(p99_growth(summary, kind, c), 2)} | {number(empty['app_p99_ms'], 2)} "
+                         f"| {number(scale['app_p99_ms'], 2)} "
+                         f"| {number(p99_growth(summary, kind, c, 'app_p99_ms'), 2)} "
+                         f"| {number(empty['db_cpu_ms'], 2)} | {number(scale['db_cpu_ms'], 2)} | {scale['errors']} |")
+    return "\n".join(lines)
+
+
+def runs_table(results):
+    """Return the markdown table of every run, in the order they ran."""
+    lines = ["| # | conc. | dataset | round | run | req/s | p50 ms | p99 ms | app p99 ms | max ms | errors "
+             "| service CPU ms/req | db CPU ms/req | other db's CPU | other procs' CPU |",
+             "|---:|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for n, r in enumerate(results, 1):
+        lines.append(f"| {n} | {r['concurrency']} | {r['dataset']} | {r['round']} | {LABELS[r['kind'], r['path']]} "
+                     f"| {number(r['rps'])} | {number(r['p50_ms'], 2)} | {number(r['p99_ms'], 2)} "
+                     f"| {number(r.get('app_p99_ms'), 2)} | {number(r['max_ms'], 1)} | {r['errors']} "
+                     f"| {number(r['service_cpu_ms'], 2)} | {number(r['db_cpu_ms'], 2)} "
+                     f"| {r['other_db_cpu_pct']:.0f}% | {r['other_cpu_pct']:.0f}% |")
     return "\n".join(lines)
 
 
 def render(results, context):
     """Return RESULTS.md: the machine, the tables and what each column means."""
     s = context["settings"]
+    summary = summarize(results)
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "# `make bench`: POST /patients/add_and_link",
@@ -106,16 +192,26 @@ def render(results, context):
         f"Python {platform.python_version()}; {context['wrk_version']}; SecantusDB {context['db_version']} "
         f"({'standalone, no transactions' if s.standalone else 'single-node replica set, transactions'}).",
         f"Service: `{context['gunicorn']}` (the flags of `make run`). {s.seconds:g} s per run after a "
-        f"{s.warmup:g} s warm-up; wrk with {context['wrk_threads_note']}. The whole bench took "
-        f"{context['elapsed_s']:.0f} s.",
+        f"{s.warmup:g} s warm-up; wrk with {context['wrk_threads_note']}. {s.rounds} rounds of the success-path "
+        f"runs; every figure below is the median of a row's runs (the **runs** column; all of them are listed at "
+        f"the end). The whole bench took {context['elapsed_s']:.0f} s.",
         "",
-        main_table(results, s.concurrency),
+        "## The issue's targets",
+        "",
+        targets_table(summary, s.concurrency),
+        "",
+        "## Empty database",
+        "",
+        main_table(summary, s.concurrency),
         "",
         f"## Success path with {s.scale_records:,} patients and appointments over {s.scale_doctors:,} doctors",
         "",
-        f"Inserted in {context['scale_insert_s']:.0f} s with insert_many, with the service's indexes in place.",
+        f"A second secantusd-py holds the scale dataset (inserted in {context['scale_insert_s']:.0f} s with "
+        "insert_many, the service's indexes in place) behind a second service with the same flags. Each round "
+        "runs the floor and the endpoint on both servers, the two taking turns going first, so that a drift over "
+        "the bench weighs on both alike; both servers also hold the fresh appointments of their runs.",
         "",
-        scale_table(results, s.concurrency),
+        scale_table(summary, s.concurrency),
         "",
         "## Reading the table",
         "",
@@ -128,15 +224,24 @@ def render(results, context):
         "- **endpoint/floor**, **endpoint/ceiling**: the endpoint's req/s over the floor's (same path) and over "
         "the fixed route's, at the same concurrency.",
         f"- **floor**: {context['floor_note']}",
+        "- **app p99**: the p99 of the durations the service's own request log gives the run's requests (from "
+        "Flask's first hook to its last): what the app and the database did, without gunicorn's connection "
+        "handling, the loopback TCP and wrk. Against wrk's p99 it tells where a slow tail comes from.",
+        "- **other db's CPU** (every-run table): CPU the bench's other database server (the one the run does not "
+        "use) spent during the run, as a share of all cores: its background work competes for the same cores.",
         "- **other procs' CPU**: CPU used during the run by processes that are not the bench's (other work on "
         "the machine), as a share of all cores; a high value means the row was measured on a busy machine.",
         "- Everything (wrk, gunicorn, the database, the floor processes) shares the same cores, so the "
         "load generator takes CPU from what it measures.",
-        "- 409 rows run in the order of the table and get slower as the bench goes on, whatever the concurrency: "
-        "each refusal writes its audit record outside the transaction, a retryable write, and secantusd-py "
-        "scans its table of recent retryable writes (up to 10,000, kept 30 minutes) on every such write "
-        "(bench/README.md).",
+        "- **service CPU/req against the fixed route's**: the whole endpoint; the floor's client CPU (what pymongo "
+        "costs for the same operations, at the same concurrency); and the endpoint's minus the floor's, what "
+        "the service spends beyond the driver.",
+        "- 409 rows run after the success path, floor, endpoint, floor again, and get slower as the bench goes on, "
+        "whatever the concurrency: each refusal writes its audit record outside the transaction, a retryable "
+        "write, and secantusd-py scans its table of recent retryable writes (up to 10,000, kept 30 minutes) on "
+        "every such write (bench/README.md). The floor's median is the mean of the runs on either side.",
     ]
     if context.get("profile"):
         parts += ["", "## Profile of the service's workers (py-spy, GIL-holding samples)", "", context["profile"]]
+    parts += ["", "## Every run, in order", "", runs_table(results)]
     return "\n".join(parts) + "\n"

@@ -28,6 +28,7 @@ from bench.wrk import ensure_wrk, run_wrk, wrk_threads  # noqa: E402
 DB_NAME = "clinic_bench"
 DOCTOR = data.doctor_name(0)  # one of the scale dataset's doctors
 LINKED_POOL = 2000
+ROUTES = {"endpoint": "/patients/add_and_link", "ceiling": "/bench/fixed"}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
@@ -47,7 +48,8 @@ def env_number(name, default, kind=float):
 class Settings:
     """What to run, from BENCH_* environment variables."""
 
-    seconds: int = field(default_factory=lambda: env_number("BENCH_SECONDS", 10, int))
+    seconds: int = field(default_factory=lambda: env_number("BENCH_SECONDS", 6, int))
+    rounds: int = field(default_factory=lambda: env_number("BENCH_ROUNDS", 3, int))
     warmup: int = field(default_factory=lambda: env_number("BENCH_WARMUP_SECONDS", 2, int))
     concurrency: list = field(default_factory=lambda: [
         int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",") if c.strip()])
@@ -71,23 +73,51 @@ def ms(microseconds):
     return microseconds / 1000
 
 
-class Bench:
-    """The runs of one `make bench`, against one database and two gunicorns (the service and the ceiling)."""
+@dataclass
+class Target:
+    """One database server and the service in front of it: the empty one, or the one holding the scale dataset."""
 
-    def __init__(self, settings, wrk, database, service, ceiling, token):
+    dataset: str
+    database: Database
+    service: Gunicorn
+    db: object = None  # the bench's own handle on the database, for inserting its data
+
+
+class Bench:
+    """The runs of one `make bench`: two database servers, a service in front of each, and the ceiling."""
+
+    def __init__(self, settings, wrk, targets, ceiling, token):
         self.s = settings
         self.wrk = wrk
-        self.database = database
-        self.service = service
+        self.targets = targets
+        self.empty = targets[0]
+        self.service = self.empty.service  # the service every empty-database row measures
         self.ceiling = ceiling
         self.token = token
-        # Bounded, so that a stuck database fails the bench instead of hanging it.
-        self.client = pymongo.MongoClient(database.uri, tz_aware=True, serverSelectionTimeoutMS=30_000,
-                                          socketTimeoutMS=300_000)
-        self.db = self.client[DB_NAME]
+        self.clients = []
+        for target in targets:
+            # Bounded, so that a stuck database fails the bench instead of hanging it.
+            client = pymongo.MongoClient(target.database.uri, tz_aware=True, serverSelectionTimeoutMS=30_000,
+                                         socketTimeoutMS=300_000)
+            self.clients.append(client)
+            target.db = client[DB_NAME]
         self.results = []
         self.best_rps = 0.0
+        self.rates = {}  # (kind, concurrency) -> req/s of its last success run, to size the next one's ids
         self.linked_file = self.s.out_dir / "ids-linked.txt"
+
+    def close(self):
+        """Close the bench's own database clients."""
+        for client in self.clients:
+            client.close()
+
+    def servers(self):
+        """Return every gunicorn of the bench."""
+        return [target.service for target in self.targets] + [self.ceiling]
+
+    def database_pids(self):
+        """Return the pids of every database server of the bench."""
+        return [pid for target in self.targets for pid in target.database.pids()]
 
     def floor_processes(self, concurrency):
         """Return how many floor processes run at a concurrency: never more than the service's worker threads."""
@@ -97,15 +127,15 @@ class Bench:
         """Print a progress line."""
         print(f"bench: {message}", flush=True)
 
-    def fresh_pool(self, count, label):
-        """Insert count free appointments of the doctor and write their ids to a file; return its path."""
+    def fresh_pool(self, target, count, label):
+        """Insert count free appointments of the doctor into a target's database and write their ids to a file."""
         path = self.s.out_dir / f"ids-{label}.txt"
-        data.write_ids(path, data.add_appointments(self.db, DOCTOR, count))
+        data.write_ids(path, data.add_appointments(target.db, DOCTOR, count))
         return path
 
     def wait_idle(self, limit=30):
         """Wait until the workers and the database stop using CPU: requests wrk left queued have drained."""
-        pids = self.service.worker_pids() + self.ceiling.worker_pids() + self.database.pids()
+        pids = [pid for server in self.servers() for pid in server.worker_pids()] + self.database_pids()
         deadline, last = time.monotonic() + limit, cpu_seconds(pids)
         while time.monotonic() < deadline:
             time.sleep(0.3)
@@ -115,28 +145,34 @@ class Bench:
             last = now
         self.log(f"still busy {limit} s after a run; going on")
 
-    def pool_size(self, concurrency):
-        """Return how many fresh ids a success run needs: generously more than the fastest rate so far."""
+    def pool_size(self, concurrency, kind):
+        """Return how many fresh ids a success run needs: more than its kind's last rate, or the best so far, allows."""
         threads = max(wrk_threads(concurrency, self.s.wrk_threads), self.floor_processes(concurrency))
+        # Inserting ids costs the bench time, so size from the same kind of run when one ran before;
+        # a run that still runs out is repeated with twice as many (success_run).
+        known = self.rates.get((kind, concurrency))
+        rate, margin = (known, 1.5) if known else (max(self.best_rps, 300), 2)
         # Unused ids stay in the database as free appointments: a bulk delete beside open transactions
         # can deadlock secantusd-py 0.7.0b3, so nothing is cleaned up between runs.
-        return max(100 * threads, int(max(self.best_rps, 300) * self.s.seconds * 2))
+        return max(100 * threads, int(rate * self.s.seconds * margin))
 
-    def cpu_now(self, server):
-        """Return CPU seconds used so far by: the measured server's workers, everything of ours, the machine."""
-        servers = (self.service, self.ceiling)
+    def cpu_now(self, server, database):
+        """Return CPU seconds used so far by: the measured server's workers and database, all of ours, the machine."""
+        servers = self.servers()
         workers = [pid for s in servers for pid in s.worker_pids()]
         own = resource.getrusage(resource.RUSAGE_SELF)
         waited = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk, the floor processes, py-spy
-        ours = (cpu_seconds(workers + [s.process.pid for s in servers] + self.database.pids())
+        ours = (cpu_seconds(workers + [s.process.pid for s in servers] + self.database_pids())
                 + own.ru_utime + own.ru_stime + waited.ru_utime + waited.ru_stime)
+        others = [pid for target in self.targets if target.database is not database for pid in target.database.pids()]
         return {"server": cpu_seconds(server.worker_pids()) if server else 0.0,
-                "db": cpu_seconds(self.database.pids()), "ours": ours, "busy": machine_busy_seconds()}
+                "db": cpu_seconds(database.pids()), "other_db": cpu_seconds(others), "ours": ours,
+                "busy": machine_busy_seconds()}
 
     def foreign_processes(self, before, after, top=3):
         """Return the processes outside the bench that used the most CPU between two cpu_by_process() readings."""
-        ours = {os.getpid(), self.service.process.pid, self.ceiling.process.pid, *self.database.pids(),
-                *self.service.worker_pids(), *self.ceiling.worker_pids()}
+        ours = {os.getpid(), *self.database_pids(),
+                *(pid for server in self.servers() for pid in [server.process.pid, *server.worker_pids()])}
         used = []
         for pid, (seconds, name) in after.items():
             start = before.get(pid, (0.0, name))[0]
@@ -156,16 +192,21 @@ class Bench:
                 return True
         return False
 
-    def measure(self, driver, server=None):
+    def measure(self, driver, server=None, target=None):
         """Run driver() and add the CPU the server's workers, the database and other processes used meanwhile."""
+        database = (target or self.empty).database
+        log_offset = server.log_offset() if server else None
         processes_before = cpu_by_process()
-        before, started = self.cpu_now(server), time.monotonic()
+        before, started = self.cpu_now(server, database), time.monotonic()
         result = driver()
         elapsed = time.monotonic() - started
-        used = {key: value - before[key] for key, value in self.cpu_now(server).items()}
+        used = {key: value - before[key] for key, value in self.cpu_now(server, database).items()}
         result["other_top"] = self.foreign_processes(processes_before, cpu_by_process())
         # Requests wrk left queued still run: let them finish before the next run, outside any measurement.
         self.wait_idle()
+        # The app's own view (its request log: from its first hook to its last), without gunicorn, TCP and wrk.
+        durations = sorted(server.request_durations(log_offset, ROUTES[result["kind"]])) if server else []
+        result["app_p99_ms"] = report.percentile(durations, 0.99) if durations else None
         requests = max(result["requests"], 1)
         # For the floor, its own processes' CPU stands in the service's column.
         service = result["client_cpu_s"] if result.get("client_cpu_s") is not None else used["server"]
@@ -173,6 +214,8 @@ class Bench:
             service_cpu_ms=1000 * service / requests,
             db_cpu_ms=1000 * used["db"] / requests,
             other_cpu_pct=max(0.0, 100 * (used["busy"] - used["ours"]) / (elapsed * (os.cpu_count() or 1))),
+            # The database server this run does not use: its background work competes for the same cores.
+            other_db_cpu_pct=100 * used["other_db"] / (elapsed * (os.cpu_count() or 1)),
         )
         return result
 
@@ -188,17 +231,18 @@ class Bench:
             "kind": kind, "path": path, "concurrency": concurrency, "requests": raw["requests"],
             "rps": raw["requests"] / (raw["duration_us"] / 1e6),
             "p50_ms": ms(raw["p50_us"]), "p95_ms": ms(raw["p95_us"]), "p99_ms": ms(raw["p99_us"]),
-            "statuses": statuses, "errors": sum(n for s, n in statuses.items() if s != expected) + socket_errors,
+            "max_ms": ms(raw["max_us"]), "statuses": statuses,
+            "errors": sum(n for s, n in statuses.items() if s != expected) + socket_errors,
             "exhausted": raw["exhausted"] > 0, "wrk": raw,
         }
 
-    def via_floor(self, path, concurrency, ids_file, count, mode):
-        """Run the floor processes (one per stream) and return the run's result."""
+    def via_floor(self, target, path, concurrency, ids_file, count, mode):
+        """Run the floor processes (one per stream) against a target's database and return the run's result."""
         processes = self.floor_processes(concurrency)
         per = count // processes
-        start_at = time.time() + 2  # time for every process to import and connect
+        start_at = time.time() + 1.5  # time for every process to import (0.5 s here) and connect
         commands = [
-            [sys.executable, "-m", "bench.floor", "--uri", self.database.uri, "--db", DB_NAME, "--doctor", DOCTOR,
+            [sys.executable, "-m", "bench.floor", "--uri", target.database.uri, "--db", DB_NAME, "--doctor", DOCTOR,
              "--ids-file", str(ids_file), "--first", str(i * per), "--count", str(per), "--mode", mode,
              "--start-at", str(start_at), "--seconds", str(self.s.seconds)]
             for i in range(processes)
@@ -226,35 +270,39 @@ class Bench:
             "kind": "floor", "path": path, "concurrency": concurrency, "requests": len(latencies),
             "rps": len(latencies) / self.s.seconds, "processes": processes,
             "p50_ms": ms(report.percentile(latencies, 0.50)), "p95_ms": ms(report.percentile(latencies, 0.95)),
-            "p99_ms": ms(report.percentile(latencies, 0.99)), "statuses": statuses,
+            "p99_ms": ms(report.percentile(latencies, 0.99)), "max_ms": ms(latencies[-1] if latencies else 0),
+            "statuses": statuses,
             "errors": sum(n for s, n in statuses.items() if s != str(path)),
             "exhausted": any(o["exhausted"] for o in outputs),
             "client_cpu_s": sum(o["cpu_seconds"] for o in outputs),
             "transactional": all(o["transactional"] for o in outputs),
         }
 
-    def success_run(self, label, concurrency, run, server=None):
-        """Run a success-path run on fresh ids, again with more ids if it ran out of them."""
-        count = self.pool_size(concurrency)
+    def success_run(self, target, label, concurrency, run, server=None):
+        """Run a success-path run on fresh ids in a target's database, again with more ids if it ran out."""
+        kind = label.split("-")[0]
+        count = self.pool_size(concurrency, kind)
         for _ in range(4):
-            ids_file = self.fresh_pool(count, label)
-            result = self.measure(lambda: run(ids_file, count), server)
+            ids_file = self.fresh_pool(target, count, label)
+            result = self.measure(lambda: run(ids_file, count), server, target)
             if not result["exhausted"]:
                 self.best_rps = max(self.best_rps, result["rps"])
+                self.rates[kind, concurrency] = max(result["rps"], self.rates.get((kind, concurrency), 0))
                 return result
             self.log(f"{label}: ran out of {count} fresh ids; again with twice as many")
             count *= 2
         raise SystemExit(f"bench: {label} kept running out of fresh ids")
 
-    def record(self, result, dataset="empty"):
+    def record(self, result, dataset="empty", round_=1):
         """Keep a result and print its line."""
         result["dataset"] = dataset
+        result["round"] = round_
         result["path"] = str(result["path"])
         self.results.append(result)
-        self.log(f"{dataset:5} c={result['concurrency']:<3} {result['kind']:8} {result['path']}: "
+        self.log(f"{dataset:5} round {round_} c={result['concurrency']:<3} {result['kind']:8} {result['path']}: "
                  f"{result['rps']:8.1f} req/s  p50 {result['p50_ms']:7.2f}  p99 {result['p99_ms']:7.2f} ms  "
-                 f"errors {result['errors']}  statuses {result['statuses']}  "
-                 f"other CPU {result['other_cpu_pct']:.0f}% {result['other_top']}")
+                 f"CPU/req {result['service_cpu_ms']:.2f}  errors {result['errors']}  "
+                 f"statuses {result['statuses']}  other CPU {result['other_cpu_pct']:.0f}% {result['other_top']}")
 
     def endpoint_url(self, server, path):
         """Return the URL wrk drives on a server."""
@@ -266,27 +314,55 @@ class Bench:
             return
         c = max(self.s.concurrency)
         threads = wrk_threads(c, self.s.wrk_threads)
-        # The success path: a refusal's audit record is a retryable write, which the database keeps (see README).
-        fresh = self.fresh_pool(max(100 * threads, 400 * self.s.warmup), "warmup")
-        for server, url, ids in ((self.service, self.endpoint_url(self.service, "201"), fresh),
-                                 (self.ceiling, self.endpoint_url(self.ceiling, "fixed"), self.linked_file)):
+        runs = []
+        for target in self.targets:
+            # The success path: a refusal's audit record is a retryable write, which the database keeps (see README).
+            fresh = self.fresh_pool(target, max(100 * threads, 400 * self.s.warmup), f"warmup-{target.dataset}")
+            runs.append((target.service, self.endpoint_url(target.service, "201"), fresh))
+        runs.append((self.ceiling, self.endpoint_url(self.ceiling, "fixed"), self.linked_file))
+        for server, url, ids in runs:
             run_wrk(self.wrk, url, c, threads, self.s.warmup, ids, self.token, "cycle",
                     self.s.out_dir / f"wrk-warmup-{server.port}.txt")
         self.wait_idle()
 
-    def run_concurrency(self, c):
-        """Run, at one concurrency: the floor and the endpoint on both paths, and the ceiling."""
-        service_url = self.endpoint_url(self.service, "201")
-        ceiling_url = self.endpoint_url(self.ceiling, "fixed")
+    def success_pair(self, target, c, round_):
+        """Run the floor and the endpoint on the success path against one target."""
+        name = f"{target.dataset}-201-c{c}-r{round_}"
+        url = self.endpoint_url(target.service, "201")
+        self.record(self.success_run(target, f"floor-{name}", c, lambda f, n: self.via_floor(
+            target, 201, c, f, n, "fresh")), target.dataset, round_)
+        self.record(self.success_run(target, f"endpoint-{name}", c, lambda f, n: self.via_wrk(
+            "endpoint", 201, c, url, f, "fresh", f"endpoint-{name}"), target.service), target.dataset, round_)
+
+    def run_round(self, round_, c):
+        """Run one round at one concurrency: the success path on the empty and the scale database, and the ceiling.
+
+        The two datasets take turns going first, so that a drift over the bench weighs on both alike.
+        """
+        order = self.targets if round_ % 2 else list(reversed(self.targets))
+        for target in order:
+            self.success_pair(target, c, round_)
+        if round_ == 1:  # the fixed route's cost does not drift: once is enough
+            self.record(self.measure(lambda: self.via_wrk(
+                "ceiling", 201, c, self.endpoint_url(self.ceiling, "fixed"), self.linked_file, "cycle",
+                f"ceiling-c{c}"), self.ceiling))
+
+    def run_conflicts(self, c):
+        """Run the 409 path at one concurrency: floor, endpoint, floor again.
+
+        Refusals slow the embedded server down as they accumulate (README.md); two floor runs around the
+        endpoint's let the floor's median stand where the endpoint's run stood.
+        """
+        url = self.endpoint_url(self.service, "201")
         linked = self.linked_file
-        self.record(self.success_run(f"floor-201-c{c}", c, lambda f, n: self.via_floor(201, c, f, n, "fresh")))
-        self.record(self.success_run(f"endpoint-201-c{c}", c, lambda f, n: self.via_wrk(
-            "endpoint", 201, c, service_url, f, "fresh", f"endpoint-201-c{c}"), self.service))
-        self.record(self.measure(lambda: self.via_floor(409, c, linked, LINKED_POOL, "cycle")))
+
+        def floor():
+            return self.via_floor(self.empty, 409, c, linked, LINKED_POOL, "cycle")
+
+        self.record(self.measure(floor))
         self.record(self.measure(lambda: self.via_wrk(
-            "endpoint", 409, c, service_url, linked, "cycle", f"endpoint-409-c{c}"), self.service))
-        self.record(self.measure(lambda: self.via_wrk(
-            "ceiling", 201, c, ceiling_url, linked, "cycle", f"ceiling-c{c}"), self.ceiling))
+            "endpoint", 409, c, url, linked, "cycle", f"endpoint-409-c{c}"), self.service))
+        self.record(self.measure(floor), round_=2)
 
     def run_profile(self):
         """Profile the service's workers with py-spy during an extra success run at the highest concurrency."""
@@ -299,7 +375,7 @@ class Bench:
             recorders.extend(profile.start(py_spy, self.service.worker_pids(), self.s.seconds, self.s.out_dir))
             return self.via_wrk("endpoint", 201, c, url, ids_file, "fresh", f"profile-c{c}")
 
-        result = self.success_run(f"profile-c{c}", c, run, self.service)
+        result = self.success_run(self.empty, f"profile-c{c}", c, run, self.service)
         paths = profile.finish(recorders, timeout=30)
         self.log(f"profiled c={c}: {result['rps']:.1f} req/s while sampled")
         summary = profile.summarize(paths, result["requests"])
@@ -307,49 +383,62 @@ class Bench:
         return f"During an extra {self.s.seconds:g} s success run at concurrency {c} " \
                f"({result['rps']:.1f} req/s while sampled, not in the tables above).\n\n{summary}"
 
-    def run_scale(self):
-        """Insert the scale dataset, check the service's indexes, and repeat the success-path runs."""
+    def load_scale_dataset(self, target):
+        """Insert the scale dataset into a target's database and check that the service's indexes are there."""
         from app.db import INDEXES  # the indexes the service creates at start
 
         self.log(f"inserting {self.s.scale_records:,} patients and appointments over {self.s.scale_doctors:,} doctors")
         started = time.monotonic()
-        data.add_scale_dataset(self.db, self.s.scale_records, self.s.scale_doctors)
+        data.add_scale_dataset(target.db, self.s.scale_records, self.s.scale_doctors)
         inserted_in = time.monotonic() - started
         self.wait_idle(limit=60)  # the database may still be writing the bulk load out
         for collection, indexes in INDEXES.items():
-            missing = {i.document["name"] for i in indexes} - set(self.db[collection].index_information())
+            missing = {i.document["name"] for i in indexes} - set(target.db[collection].index_information())
             if missing:
                 raise SystemExit(f"bench: the service's indexes {sorted(missing)} on {collection} are missing")
-        url = self.endpoint_url(self.service, "201")
-        for c in self.s.concurrency:
-            self.record(self.success_run(f"scale-201-c{c}", c, lambda f, n, c=c: self.via_wrk(
-                "endpoint", 201, c, url, f, "fresh", f"scale-201-c{c}"), self.service), dataset="scale")
         return inserted_in
 
 
-def run_all(settings, wrk, tmp, started):
-    """Start the database and both gunicorns, run everything, and return (results, report context)."""
+def start_target(dataset, settings, secret, tmp, started):
+    """Start a database server and the service in front of it, and return them as a Target."""
     out = settings.out_dir
-    database = Database(Path(tmp) / "db", out / "secantusd.log", standalone=settings.standalone).start()
+    database = Database(Path(tmp) / f"db-{dataset}", out / f"secantusd-{dataset}.log",
+                        standalone=settings.standalone).start()
     started.append(database)
-    secret = secrets.token_urlsafe(48)
-    env = service_environment(database.uri, DB_NAME, secret)
-    service = Gunicorn("wsgi:app", env, out / "gunicorn-service.log").start()
+    service = Gunicorn("wsgi:app", service_environment(database.uri, DB_NAME, secret),
+                       out / f"gunicorn-service-{dataset}.log").start()
     started.append(service)
-    ceiling = Gunicorn("bench.ceiling_wsgi:app", env, out / "gunicorn-ceiling.log").start()
+    return Target(dataset, database, service)
+
+
+def run_all(settings, wrk, tmp, started):
+    """Start both databases and the three gunicorns, run everything, and return (results, report context)."""
+    out = settings.out_dir
+    secret = secrets.token_urlsafe(48)
+    empty = start_target("empty", settings, secret, tmp, started)
+    scale = start_target("scale", settings, secret, tmp, started)
+    ceiling = Gunicorn("bench.ceiling_wsgi:app", service_environment(empty.database.uri, DB_NAME, secret),
+                       out / "gunicorn-ceiling.log").start()
     started.append(ceiling)
-    started_pids = {"database": database.pids(), "service": [service.process.pid, *service.worker_pids()],
-                    "ceiling": [ceiling.process.pid, *ceiling.worker_pids()]}
+    started_pids = {name: pids for target in (empty, scale) for name, pids in (
+        (f"database-{target.dataset}", target.database.pids()),
+        (f"service-{target.dataset}", [target.service.process.pid, *target.service.worker_pids()]))}
+    started_pids["ceiling"] = [ceiling.process.pid, *ceiling.worker_pids()]
     (out / "pids.json").write_text(json.dumps(started_pids))  # lets the smoke test check nothing is left behind
-    bench = Bench(settings, wrk, database, service, ceiling, data.mint_token(secret, DOCTOR))
-    data.write_ids(bench.linked_file, data.add_appointments(bench.db, DOCTOR, LINKED_POOL, linked=True))
-    bench.log(f"database {database.uri}, service {service.url}, ceiling {ceiling.url}; warming up")
+    bench = Bench(settings, wrk, [empty, scale], ceiling, data.mint_token(secret, DOCTOR))
+    data.write_ids(bench.linked_file, data.add_appointments(empty.db, DOCTOR, LINKED_POOL, linked=True))
+    scale_insert_s = bench.load_scale_dataset(scale)
+    bench.log(f"databases {empty.database.uri} (empty) and {scale.database.uri} (scale), services "
+              f"{empty.service.url} and {scale.service.url}, ceiling {ceiling.url}; warming up")
     bench.warm_up()
+    for round_ in range(1, settings.rounds + 1):
+        for c in settings.concurrency:
+            bench.run_round(round_, c)
     for c in settings.concurrency:
-        bench.run_concurrency(c)
+        bench.run_conflicts(c)
     profile_text = bench.run_profile() if settings.profile else None
-    scale_insert_s = bench.run_scale()
-    bench.client.close()
+    bench.close()
+    service = empty.service
     floor = next((r for r in bench.results if r["kind"] == "floor"), {})
     context = {
         "settings": settings,
@@ -380,8 +469,9 @@ def wrk_version(wrk):
 def main():
     """Run the benchmark and write RESULTS.md; always stop what it started, on Ctrl-C and errors too."""
     settings = Settings()
-    if not settings.concurrency or min(settings.concurrency) < 1 or not settings.seconds:
-        raise SystemExit("bench: BENCH_CONCURRENCY must list positive numbers and BENCH_SECONDS must be positive")
+    if not settings.concurrency or min(settings.concurrency) < 1 or not settings.seconds or not settings.rounds:
+        raise SystemExit("bench: BENCH_CONCURRENCY must list positive numbers; BENCH_SECONDS and BENCH_ROUNDS "
+                         "must be positive")
     began = time.monotonic()
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     wrk = ensure_wrk()

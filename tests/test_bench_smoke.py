@@ -11,10 +11,10 @@ SETTINGS = {
     "BENCH_SECONDS": "1",
     "BENCH_WARMUP_SECONDS": "1",
     "BENCH_CONCURRENCY": "2",
+    "BENCH_ROUNDS": "2",
     "BENCH_SCALE_RECORDS": "200",
     "BENCH_SCALE_DOCTORS": "10",
 }
-RUNS = [("endpoint", "201"), ("floor", "201"), ("endpoint", "409"), ("floor", "409"), ("ceiling", "201")]
 
 
 def still_running(pid):
@@ -42,15 +42,19 @@ def test_the_bench_measures_every_run_writes_its_table_and_stops_everything(tmp_
 
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
-    measured = {(r["kind"], r["path"], r["dataset"]) for r in results}
-    assert measured == {(kind, path, "empty") for kind, path in RUNS} | {("endpoint", "201", "scale")}
+    measured = sorted((r["kind"], r["path"], r["dataset"]) for r in results)
+    # Each round: floor and endpoint on both servers; the ceiling once; the 409 floor on either side of the endpoint.
+    expected = 2 * [(kind, "201", dataset) for kind in ("endpoint", "floor") for dataset in ("empty", "scale")]
+    assert measured == sorted(expected + [("ceiling", "201", "empty"), ("endpoint", "409", "empty")]
+                              + 2 * [("floor", "409", "empty")])
     for result in results:
         assert result["requests"] > 0 and result["errors"] == 0, result
         assert set(result["statuses"]) == {result["path"]}, result
         assert result["service_cpu_ms"] > 0 and result["p50_ms"] <= result["p99_ms"], result
     table = (tmp_path / "RESULTS.md").read_text()
-    assert "| 2 | add_and_link, links (201) |" in table
-    assert "| 2 | ceiling: POST /bench/fixed |" in table
+    assert "| 2 | add_and_link, links (201) | 2 |" in table  # the median of two rounds
+    assert "| 2 | ceiling: POST /bench/fixed | 1 |" in table
+    assert "| p99 with the scale dataset <= 1.25 x empty | 2 |" in table
     assert "## Success path with 200 patients and appointments over 10 doctors" in table
     pids = json.loads((tmp_path / "out" / "pids.json").read_text())
     assert [pid for group in pids.values() for pid in group if still_running(pid)] == []
