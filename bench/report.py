@@ -71,8 +71,10 @@ def ratio(summary, kind, path, concurrency, against, dataset="empty"):
     if kind != "endpoint":
         return None
     mine = summary.get((kind, path, concurrency, dataset))
-    other = summary.get((against, path if against == "floor" else "201", concurrency, "empty" if against ==
-                         "ceiling" else dataset))
+    if against == "floor":
+        other = summary.get(("floor", path, concurrency, dataset))
+    else:  # the fixed route runs once, as a 201, in front of the empty database
+        other = summary.get(("ceiling", "201", concurrency, "empty"))
     return mine["rps"] / other["rps"] if mine and other and other["rps"] else None
 
 
