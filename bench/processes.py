@@ -89,6 +89,23 @@ def cpu_by_process():
     return found
 
 
+def established_sockets(port):
+    """Return the `socket:[inode]` names of the established TCP connections whose local port is port."""
+    names = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as lines:
+                next(lines)  # the header
+                for line in lines:
+                    fields = line.split()
+                    # fields[1] is the local address as hex "ip:port"; fields[3] is the state, 01 = ESTABLISHED.
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                        names.add(f"socket:[{fields[9]}]")
+        except OSError:
+            continue
+    return names
+
+
 def machine_busy_seconds():
     """Return the CPU time all cores have spent not idle since boot (/proc/stat)."""
     with open("/proc/stat") as stat:
@@ -226,6 +243,24 @@ class Gunicorn:
     def worker_pids(self):
         """Return the workers' pids: the children of the gunicorn master."""
         return children(self.process.pid)
+
+    def connections_per_worker(self):
+        """Return how many open client connections each worker holds now, most first (from /proc)."""
+        mine = established_sockets(self.port)
+        counts = []
+        for pid in self.worker_pids():
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            held = 0
+            for fd in fds:
+                try:
+                    held += os.readlink(f"/proc/{pid}/fd/{fd}") in mine
+                except OSError:  # closed meanwhile
+                    pass
+            counts.append(held)
+        return sorted(counts, reverse=True)
 
     def stop(self):
         """Stop gunicorn gracefully (its workers with it)."""

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -197,8 +198,17 @@ class Bench:
         database = (target or self.empty).database
         log_offset = server.log_offset() if server else None
         processes_before = cpu_by_process()
+        # wrk's keep-alive connections stay with the worker that accepted them: sample the split mid-run.
+        split, sampler = [], None
+        if server:
+            sampler = threading.Timer(self.s.seconds / 2, lambda: split.extend(server.connections_per_worker()))
+            sampler.start()
         before, started = self.cpu_now(server, database), time.monotonic()
         result = driver()
+        if sampler:
+            sampler.cancel()
+            sampler.join()
+        result["connections_per_worker"] = split or None
         elapsed = time.monotonic() - started
         used = {key: value - before[key] for key, value in self.cpu_now(server, database).items()}
         result["other_top"] = self.foreign_processes(processes_before, cpu_by_process())
@@ -207,6 +217,8 @@ class Bench:
         # The app's own view (its request log: from its first hook to its last), without gunicorn, TCP and wrk.
         durations = sorted(server.request_durations(log_offset, ROUTES[result["kind"]])) if server else []
         result["app_p99_ms"] = report.percentile(durations, 0.99) if durations else None
+        if durations and result["kind"] == "endpoint":  # the fixed route's 0.1 ms durations are below the log's grain
+            result["stalls_per_s"] = report.stalls_per_second(durations, self.s.seconds)
         requests = max(result["requests"], 1)
         # For the floor, its own processes' CPU stands in the service's column.
         service = result["client_cpu_s"] if result.get("client_cpu_s") is not None else used["server"]
@@ -271,6 +283,7 @@ class Bench:
             "rps": len(latencies) / self.s.seconds, "processes": processes,
             "p50_ms": ms(report.percentile(latencies, 0.50)), "p95_ms": ms(report.percentile(latencies, 0.95)),
             "p99_ms": ms(report.percentile(latencies, 0.99)), "max_ms": ms(latencies[-1] if latencies else 0),
+            "stalls_per_s": report.stalls_per_second(latencies, self.s.seconds),
             "statuses": statuses,
             "errors": sum(n for s, n in statuses.items() if s != str(path)),
             "exhausted": any(o["exhausted"] for o in outputs),

@@ -51,10 +51,17 @@ def test_the_bench_measures_every_run_writes_its_table_and_stops_everything(tmp_
         assert result["requests"] > 0 and result["errors"] == 0, result
         assert set(result["statuses"]) == {result["path"]}, result
         assert result["service_cpu_ms"] > 0 and result["p50_ms"] <= result["p99_ms"], result
+        if result["kind"] != "ceiling":
+            assert result["stalls_per_s"] is not None and result["stalls_per_s"] >= 0, result
+        if result["kind"] != "floor":  # wrk's connections, sampled per gunicorn worker
+            split = result["connections_per_worker"]
+            assert len(split) == 2 and 0 < sum(split) <= result["concurrency"], result
     table = (tmp_path / "RESULTS.md").read_text()
     assert "| 2 | add_and_link, links (201) | 2 |" in table  # the median of two rounds
     assert "| 2 | ceiling: POST /bench/fixed | 1 |" in table
     assert "| p99 with the scale dataset <= 1.25 x empty | 2 |" in table
+    assert "the floor's stalls: " in table and "| stalls/s empty | stalls/s scale |" in table
     assert "## Success path with 200 patients and appointments over 10 doctors" in table
+    assert "## What was changed for speed, and what each change bought" in table
     pids = json.loads((tmp_path / "out" / "pids.json").read_text())
     assert [pid for group in pids.values() for pid in group if still_running(pid)] == []
