@@ -30,7 +30,12 @@ def create_appointment():
     body = json_object_body()
     doctor_id = acting_doctor(caller, request.args.get("uid"))
     fields = schemas.appointment_request.load(body)
-    appointment = services.schedule_appointment(unit_of_work(caller, doctor_id), doctor_id, fields)
+    work = unit_of_work(caller, doctor_id, answer=_created)
+    return _created(services.schedule_appointment(work, doctor_id, fields))
+
+
+def _created(appointment):
+    """Answer 201 with the stored appointment."""
     return success(schemas.appointment_view.dump(appointment), 201)
 
 

@@ -5,8 +5,9 @@ import threading
 import pymongo
 from pymongo.errors import PyMongoError
 
+from app.exceptions import ReplicaSetRequired
 from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENTS, Records
-from app.unit_of_work import UnitOfWork
+from app.unit_of_work import DURABLE, UnitOfWork
 
 log = logging.getLogger("clinic.db")
 
@@ -56,10 +57,12 @@ def supports_transactions(client):
 class Database:
     """One service's handle on its database, prepared once (indexes, topology) on first use."""
 
-    def __init__(self, client, name, timeout_ms):
+    def __init__(self, client, name, timeout_ms, allow_standalone=False):
         self.client = client
-        self.db = client[name]
+        # Every write outside a transaction takes this; a transaction's writes take it at commit.
+        self.db = client.get_database(name, write_concern=DURABLE)
         self.timeout_s = timeout_ms / 1000
+        self.allow_standalone = allow_standalone
         self._transactions = None
         self._lock = threading.Lock()
 
@@ -83,9 +86,15 @@ class Database:
             log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
 
     def unit_of_work(self, audit_context=None):
-        """Return a unit of work over this database, transactional where the deployment allows."""
-        self.prepare()
+        """Return a unit of work over this database, refusing a server without transactions unless allowed."""
+        self.require_transactions()
         return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s, audit_context)
+
+    def require_transactions(self):
+        """Refuse (503) a server without transactions, where a crash mid-request could leave half a write."""
+        self.prepare()
+        if not (self._transactions or self.allow_standalone):
+            raise ReplicaSetRequired()
 
     def records(self):
         """Return records for reads outside a unit of work."""
@@ -93,5 +102,6 @@ class Database:
         return Records(self.db)
 
     def ping(self):
-        """Raise unless the server answers a ping."""
+        """Raise unless the server answers a ping and can take this service's writes."""
         self.client.admin.command("ping")
+        self.require_transactions()

@@ -3,9 +3,11 @@ from flask import Blueprint
 
 from app.api_docs import documented
 from app.schemas import ProbeSchema
-from app.web import database, success
+from app.web import database, refuse_repeated_query_parameters, success
 
 bp = Blueprint("health", __name__)
+# No token here: the repeated-parameter check token routes make after authenticating runs first instead.
+bp.before_request(refuse_repeated_query_parameters)
 
 
 @bp.get("/healthz")

@@ -1,70 +1,109 @@
 """The Idempotency-Key header: a retried write gets the first answer again instead of running twice."""
 import hashlib
+import json
+import logging
 import re
 from functools import wraps
 
-from flask import current_app, jsonify, make_response, request
+from flask import current_app, g, jsonify, make_response, request
+from pymongo.errors import PyMongoError
 
-from app.exceptions import IdempotencyKeyReused, IdempotentRequestInProgress, InvalidIdempotencyKey
+from app.exceptions import AnsweredBefore, IdempotencyKeyReused, IdempotentRequestInProgress, InvalidIdempotencyKey, Refusal
 from app.idempotency_store import IdempotencyStore
-from app.web import current_caller, database, is_blank
+from app.web import current_caller, database
 
+log = logging.getLogger("clinic.idempotency")
 KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 
 
 def idempotent(view):
-    """Run a write view at most once per (doctor, Idempotency-Key), replaying its stored answer after."""
+    """Run a write view at most once per (doctor, Idempotency-Key), replaying its stored answer after.
+
+    The key is claimed only once the request has passed its checks (web.unit_of_work), so a request refused
+    before any work (400, 401, 403) leaves the key free for the corrected retry.
+    """
 
     @wraps(view)
     def guarded(*args, **kwargs):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view(*args, **kwargs)
-        caller = current_caller()
+        current_caller()  # an unauthenticated caller learns nothing about keys
         if not KEY.match(key):
             raise InvalidIdempotencyKey()
-        doctor_id = request.args.get("uid")
-        if is_blank(doctor_id) or not caller.may_act_for(doctor_id):
-            # The view refuses these before writing; a key must not be claimed in a space the caller may not use.
-            return view(*args, **kwargs)
-        store = IdempotencyStore(database().db)
-        fingerprint = _fingerprint()
-        claim = store.claim(doctor_id, key, fingerprint)
-        if claim.existing is not None:
-            return _replay(claim.existing, fingerprint)
-        response = _run(view, args, kwargs)
-        if response.status_code >= 500:
-            store.release(claim.record_id)  # a server error is not an answer: the client may retry
-        else:
-            store.complete(claim.record_id, response.status_code, response.get_json())
+        keyed = g.keyed_request = KeyedRequest(IdempotencyStore(database().db), key)
+        try:
+            response = make_response(view(*args, **kwargs))
+        except AnsweredBefore as before:
+            return keyed.replay(before.record)
+        except Exception as error:  # noqa: BLE001 - every outcome is answered, and remembered or released
+            response = make_response(current_app.handle_user_exception(error))
+        keyed.settle(response)
         return response
 
     return guarded
 
 
+class KeyedRequest:
+    """A write sent with an Idempotency-Key: claimed once valid, its answer stored with its work (Stripe's atomic phases)."""
+
+    def __init__(self, store, key):
+        self._store = store
+        self._key = key
+        self._fingerprint = None
+        self._claim = None
+        self._shape = None
+        # Set by the unit of work once the answer committed together with the work.
+        self.stored = False
+
+    def claim(self, doctor_id, shape):
+        """Claim the key for this validated request (or raise AnsweredBefore); shape(result) is its success response."""
+        self._fingerprint = _fingerprint()
+        self._claim = self._store.claim(doctor_id, self._key, self._fingerprint)
+        self._shape = shape
+        return self
+
+    def write(self, records, outcome):
+        """Store the answer to the unit of work's outcome in its own session, so both commit or neither."""
+        response = make_response(current_app.handle_user_exception(outcome) if isinstance(outcome, Refusal)
+                                 else self._shape(outcome))
+        if not IdempotencyStore(records.db, records.session).complete(
+                self._claim, response.status_code, response.get_json()):
+            # Another run took the key over as abandoned: this run's work must not commit beside its.
+            raise IdempotentRequestInProgress()
+
+    def settle(self, response):
+        """Store the answer of a refusal that rolled its work back, or free the key after a server error."""
+        if self._claim is None or self.stored:
+            return
+        try:
+            if response.status_code >= 500:
+                self._store.release(self._claim)  # not an answer: the client may retry
+            else:
+                self._store.complete(self._claim, response.status_code, response.get_json())
+        except PyMongoError as error:
+            # The key stays "running" until taken over as abandoned; the answer itself still goes out.
+            log.error("idempotency key not settled (%s)", type(error).__name__)
+
+    def replay(self, record):
+        """Answer with the stored response, or refuse a key that is busy or was used for another request."""
+        if record["fingerprint"] != self._fingerprint:
+            raise IdempotencyKeyReused()
+        if record["state"] != "done":
+            raise IdempotentRequestInProgress()
+        response = make_response(jsonify(record["body"]), record["status"])
+        response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+
 def _fingerprint():
-    """Hash what makes a request the same request: method, route, query and body bytes."""
+    """Hash what the request means: method, path, query parameters in any order, and the JSON body in any layout."""
+    body = request.get_json(silent=True)
+    content = (request.get_data() if body is None
+               else json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode())
+    query = json.dumps(sorted(request.args.items(multi=True)), ensure_ascii=False).encode()
     digest = hashlib.sha256()
-    for part in (request.method, request.path, request.query_string, request.get_data(cache=True)):
-        digest.update(part if isinstance(part, bytes) else part.encode())
-        digest.update(b"\0")
+    for part in (request.method.encode(), request.path.encode(), query, content):
+        digest.update(len(part).to_bytes(8, "big"))  # length-prefixed: no two requests hash alike by shifting bytes
+        digest.update(part)
     return digest.hexdigest()
-
-
-def _run(view, args, kwargs):
-    """Call the view and turn a raised error into the response its handler gives, so it can be stored."""
-    try:
-        return make_response(view(*args, **kwargs))
-    except Exception as error:  # noqa: BLE001 - every outcome is answered and remembered alike
-        return make_response(current_app.handle_user_exception(error))
-
-
-def _replay(record, fingerprint):
-    """Answer with the stored response, or refuse a key that is busy or was used for another request."""
-    if record["fingerprint"] != fingerprint:
-        raise IdempotencyKeyReused()
-    if record["state"] != "done":
-        raise IdempotentRequestInProgress()
-    response = make_response(jsonify(record["body"]), record["status"])
-    response.headers["Idempotent-Replayed"] = "true"
-    return response

@@ -5,36 +5,44 @@ from dataclasses import dataclass
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
+from app.exceptions import AnsweredBefore, IdempotentRequestInProgress
 from app.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, now
 
-# A request still "running" after this long died with its worker: a retry may take its key over.
+# A request still "running" after this long died with its worker: a retry may take its key over. Taking over
+# is safe at any age on a replica set, since the first run can only store its answer, in its own transaction,
+# while it still holds the claim; the delay only keeps two live runs from doing the same work twice.
 ABANDONED_AFTER = datetime.timedelta(seconds=60)
 TTL = datetime.timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
 
 
-@dataclass
+@dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming a key: ours to run (record_id), or someone else's record (existing)."""
+    """A key this request holds: its record, and the claim time that proves it is still ours."""
 
-    record_id: ObjectId = None
-    existing: dict = None
+    record_id: ObjectId
+    claimed_at: datetime.datetime
+
+    def is_ours(self):
+        """Return the filter that matches the key's record only while this request still holds it."""
+        return {"_id": self.record_id, "state": "running", "claimed_at": self.claimed_at}
 
 
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
-    def __init__(self, db):
+    def __init__(self, db, session=None):
         self._keys = db[IDEMPOTENCY]
+        self._session = session
 
     def claim(self, doctor_id, key, fingerprint):
-        """Claim the key for a new request, or return the record already holding it."""
+        """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
         for _ in range(3):  # a record can expire or be released between our insert and our read
             moment = now()
             record = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key, "fingerprint": fingerprint,
                       "state": "running", "created_at": moment, "claimed_at": moment}
             try:
                 self._keys.insert_one(record)
-                return Claim(record_id=record["_id"])
+                return Claim(record["_id"], moment)
             except DuplicateKeyError:
                 existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
             if existing is None:
@@ -43,9 +51,12 @@ class IdempotencyStore:
                 self._keys.delete_one({"_id": existing["_id"], "created_at": existing["created_at"]})
                 continue
             if self._take_over_abandoned(existing, fingerprint, moment):
-                return Claim(record_id=existing["_id"])
-            return Claim(existing=existing)
-        return Claim(existing=self._keys.find_one({"doctor_id": doctor_id, "key": key}))
+                return Claim(existing["_id"], moment)
+            raise AnsweredBefore(existing)
+        existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
+        if existing is None:
+            raise IdempotentRequestInProgress()  # claimed and freed three times over: someone else is at it
+        raise AnsweredBefore(existing)
 
     def _take_over_abandoned(self, existing, fingerprint, moment):
         """Take a same-request key whose first run never finished; tell whether we got it."""
@@ -59,13 +70,16 @@ class IdempotencyStore:
         )
         return taken.modified_count == 1
 
-    def complete(self, record_id, status, body):
-        """Remember the answer given to the request holding this key."""
-        self._keys.update_one({"_id": record_id}, {"$set": {"state": "done", "status": status, "body": body}})
+    def complete(self, claim, status, body):
+        """Store the answer of the request holding the claim; tell whether it still held it."""
+        done = self._keys.update_one(claim.is_ours(), {"$set": {"state": "done", "status": status, "body": body}},
+                                     session=self._session)
+        return done.matched_count == 1
 
-    def release(self, record_id):
-        """Forget the key, so that the client may retry (after a server error)."""
-        self._keys.delete_one({"_id": record_id})
+    def release(self, claim):
+        """Forget a key whose request got no answer worth keeping (a server error), so that a retry runs again."""
+        # Only while still running and ours: a commit whose reply was lost may have stored the answer after all.
+        self._keys.delete_one(claim.is_ours())
 
 
 def _aware(moment):

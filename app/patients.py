@@ -56,11 +56,16 @@ def add_and_link():
         raise MissingPatientNames()
     fields = schemas.add_and_link_request.load(body)
     appointment_id = fields.pop("appointment_id")
-    patient = services.add_and_link_patient(unit_of_work(caller, doctor_id), doctor_id, appointment_id, fields)
+    work = unit_of_work(caller, doctor_id, answer=_created)
+    return _created(services.add_and_link_patient(work, doctor_id, appointment_id, fields))
+
+
+def _created(patient):
+    """Answer 201 with the stored patient."""
     return success(schemas.patient_view.dump(patient), 201)
 
 
-@bp.get("/patients/<patient_id>")
+@bp.get("/patients/<patient_id:patient_id>")
 @documented(
     summary="Read one of the doctor's patients", tag="patients", query=schemas.DoctorQuery,
     responses={200: schemas.PatientSchema, 400: "Invalid id or missing uid",

@@ -77,6 +77,16 @@ class Records:
         # What this unit of work inserted, so a rollback without transactions can delete it.
         self.inserted = []
 
+    @property
+    def db(self):
+        """The database these records live in."""
+        return self._db
+
+    @property
+    def session(self):
+        """The session (and transaction) these records are read and written in, or None."""
+        return self._session
+
     def _insert(self, collection, document):
         """Insert a document and journal it."""
         self._db[collection].insert_one(document, session=self._session)

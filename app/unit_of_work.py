@@ -10,7 +10,8 @@ from app.records import Records
 
 log = logging.getLogger("clinic.db")
 
-MAJORITY = WriteConcern("majority")
+# Acknowledged means on a majority's journal: a 201 must survive a crash of any server that honours `j`.
+DURABLE = WriteConcern("majority", j=True)
 
 
 class UnitOfWork:
@@ -26,43 +27,50 @@ class UnitOfWork:
         self.transactional = transactional
         self._timeout_s = timeout_s
         self._audit_context = audit_context
+        # Set for a request sent with an Idempotency-Key: an object whose write(records, outcome) stores the
+        # request's answer among the steps' own writes, so the answer and the work commit or vanish together.
+        self.answer = None
 
     def run(self, steps):
         """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them."""
         if self.transactional:
-            return self._run_in_transaction(steps)
-        return self._run_compensated(steps)
+            outcome = self._run_in_transaction(steps)
+        else:
+            outcome = self._run_compensated(steps)
+        if self.answer is not None:
+            self.answer.stored = True
+        if isinstance(outcome, Refusal):
+            raise outcome
+        return outcome
+
+    def _outcome(self, steps, records):
+        """Run the steps, and store the answer with their writes; a refusal that keeps its writes is an outcome."""
+        try:
+            outcome = steps(records)
+        except Refusal as refusal:
+            if refusal.rolls_back:
+                raise
+            outcome = refusal
+        if self.answer is not None:
+            self.answer.write(records, outcome)
+        return outcome
 
     def _run_in_transaction(self, steps):
-        """Run the steps in one transaction."""
-
-        def attempt(session):
-            try:
-                return steps(Records(self._db, session, self._audit_context)), None
-            except Refusal as refusal:
-                if refusal.rolls_back:
-                    raise  # with_transaction aborts, then re-raises
-                return None, refusal  # commit what was written, then refuse
-
+        """Run the steps in one transaction; a refusal that rolls back aborts it."""
         with self._client.start_session() as session:
             # One deadline for the whole transaction, retries included, so an outage answers within the timeout;
             # ending the session stays outside it, so a transaction left open is still aborted.
             with pymongo.timeout(self._timeout_s):
-                result, refusal = session.with_transaction(attempt, write_concern=MAJORITY)
-        if refusal is not None:
-            raise refusal
-        return result
+                return session.with_transaction(
+                    lambda bound: self._outcome(steps, Records(self._db, bound, self._audit_context)),
+                    write_concern=DURABLE)
 
     def _run_compensated(self, steps):
-        """Run the steps without a transaction, deleting their inserts on rollback."""
+        """Run the steps without a transaction, deleting their inserts on any error or refusal that rolls back."""
         records = Records(self._db, audit_context=self._audit_context)
         try:
             with pymongo.timeout(self._timeout_s):
-                return steps(records)
-        except Refusal as refusal:
-            if refusal.rolls_back:
-                self._undo(records)
-            raise
+                return self._outcome(steps, records)
         except BaseException:
             self._undo(records)
             raise

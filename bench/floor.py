@@ -22,7 +22,7 @@ from pymongo.write_concern import WriteConcern
 
 from app.patients import ADD_AND_LINK_EXAMPLE
 
-MAJORITY = WriteConcern("majority")
+MAJORITY = WriteConcern("majority", j=True)  # as the service writes
 PATIENT_FIELDS = {key: value for key, value in ADD_AND_LINK_EXAMPLE.items() if key != "appointment_id"}
 
 

@@ -21,7 +21,8 @@ BACKENDS = ["mongomock", "replica_set", "standalone"]
 def make_config(**overrides):
     """Return a Config that ignores token settings from the environment, with overrides applied."""
     settings = dict(JWT_SECRET=SECRET, JWT_PUBLIC_KEY=None, JWT_JWKS_URL=None, JWT_AUDIENCE=None,
-                    JWT_ISSUER=None, JWT_ADMIN_ROLE="admin", MONGODB_TIMEOUT_MS=5000, LOG_LEVEL="INFO")
+                    JWT_ISSUER=None, JWT_ADMIN_ROLE="admin", MONGODB_TIMEOUT_MS=5000, LOG_LEVEL="INFO",
+                    ALLOW_STANDALONE=True)
     settings.update(overrides)
     return Config(**settings)
 

@@ -1,10 +1,12 @@
 """Idempotency-Key on the write routes: one run per key, replayed answers, refused reuse, per-doctor scope."""
 import datetime
+import json
 import threading
 
 import pytest
 
 from app import services
+from app.idempotency_store import IdempotencyStore
 from tests.conftest import bearer, jane
 
 ROUTES = ["/patients/add_and_link", "/appointments"]
@@ -136,3 +138,52 @@ def test_keys_expire_after_a_day(db, client, add_appointment):
     assert reused.status_code == 201 and "Idempotent-Replayed" not in reused.headers
     assert db.patients.count_documents({}) == 2
     assert db.idempotency_keys.index_information()["expire_after_a_day"]["expireAfterSeconds"] == 24 * 3600
+
+
+@pytest.mark.parametrize("refused", ["invalid_body", "no_token", "other_doctor"])
+def test_a_request_refused_before_any_work_leaves_its_key_for_the_corrected_retry(client, db, add_appointment, refused):
+    appointment_id = add_appointment()
+    if refused == "invalid_body":
+        first = link(client, appointment_id, "fix-me", dateOfBirth="20-03-1990")
+    elif refused == "no_token":
+        first = link(client, appointment_id, "fix-me", headers={"Authorization": "Bearer not-a-token"})
+    else:
+        first = link(client, appointment_id, "fix-me", headers=bearer("doctor_b"))
+    fixed = link(client, appointment_id, "fix-me")
+
+    assert first.status_code == {"invalid_body": 400, "no_token": 401, "other_doctor": 403}[refused]
+    assert fixed.status_code == 201 and "Idempotent-Replayed" not in fixed.headers
+    assert db.patients.count_documents({}) == 1
+    assert db.idempotency_keys.find_one({"key": "fix-me"})["status"] == 201
+
+
+def test_the_same_json_in_another_layout_and_the_same_query_in_another_order_is_a_replay(client, db, add_appointment):
+    appointment_id = add_appointment()
+    body = jane(appointment_id)
+    headers = {**bearer(), "Idempotency-Key": "layout", "Content-Type": "application/json"}
+    first = client.post("/patients/add_and_link?uid=doctor_a&limit=1", data=json.dumps(body), headers=headers)
+    reordered = json.dumps(dict(reversed(list(body.items()))), indent=4)
+    again = client.post("/patients/add_and_link?limit=1&uid=doctor_a", data=reordered, headers=headers)
+
+    assert first.status_code == 201, first.get_json()
+    assert again.status_code == 201 and again.headers["Idempotent-Replayed"] == "true"
+    assert again.get_json() == first.get_json()
+    assert db.patients.count_documents({}) == 1
+
+
+def test_the_answer_is_stored_with_the_work_not_after_it(app, client, db, add_appointment, monkeypatch):
+    appointment_id = add_appointment()
+    real_complete = IdempotencyStore.complete
+    sessions = []
+
+    def complete(store, claim, status, body):
+        sessions.append(store._session is not None)
+        return real_complete(store, claim, status, body)
+
+    monkeypatch.setattr(IdempotencyStore, "complete", complete)
+    response = link(client, appointment_id, "atomic")
+
+    assert response.status_code == 201
+    # Stored once, by the unit of work (inside its transaction where there is one), not again after it.
+    assert sessions == [app.extensions["clinic.db"].unit_of_work().transactional]
+    assert db.idempotency_keys.find_one({"key": "atomic"})["state"] == "done"

@@ -1,14 +1,22 @@
-"""The unit of work without transactions (mongomock): refusals and errors undo the inserts."""
+"""The unit of work without transactions (mongomock, allowed for development): refusals and errors undo the inserts."""
 import mongomock
 import pytest
 
 from app.db import Database
-from app.exceptions import AppointmentNotFound, NotAppointmentOwner
+from app.exceptions import AppointmentNotFound, NotAppointmentOwner, ReplicaSetRequired
 
 
 @pytest.fixture
 def database():
-    return Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000)
+    return Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000, allow_standalone=True)
+
+
+def test_a_server_without_transactions_is_refused_unless_allowed():
+    database = Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000)
+
+    with pytest.raises(ReplicaSetRequired):
+        database.unit_of_work()
+    assert "rs.initiate()" in ReplicaSetRequired.message and ReplicaSetRequired.status == 503
 
 
 def test_a_refusal_that_rolls_back_deletes_what_was_inserted(database):
