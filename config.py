@@ -1,6 +1,13 @@
 """Service configuration, read from the environment."""
 import os
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+# RFC 7518 3.2: an HS256 key must be at least as long as the hash it keys.
+MIN_SECRET_BYTES = 32
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message is one line naming the variable."""
@@ -17,6 +24,24 @@ def _int(name, default):
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _flag(name):
+    """Read a yes/no variable (1/true/yes or 0/false/no), failing loudly on anything else."""
+    raw = (os.environ.get(name) or "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
+
+
+def _is_rsa_public_pem(pem):
+    """Tell whether pem is an RSA public key in PEM form."""
+    try:
+        return isinstance(serialization.load_pem_public_key(pem.encode()), rsa.RSAPublicKey)
+    except (ValueError, UnsupportedAlgorithm):
+        return False
+
+
 class Config:
     """Settings of one running service; every value comes from an environment variable."""
 
@@ -31,7 +56,11 @@ class Config:
         self.JWT_AUDIENCE = env("JWT_AUDIENCE") or None
         self.JWT_ISSUER = env("JWT_ISSUER") or None
         self.JWT_ADMIN_ROLE = env("JWT_ADMIN_ROLE") or "admin"
+        # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
+        self.JWT_MAX_LIFETIME_SECONDS = _int("JWT_MAX_LIFETIME_SECONDS", 86400)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
+        # Without transactions a crash mid-request can leave half a write behind; only development opts in.
+        self.ALLOW_STANDALONE = _flag("ALLOW_STANDALONE")
         self.CORS_ORIGINS = [origin.strip() for origin in (env("CORS_ORIGINS") or "").split(",") if origin.strip()]
         # A client handed in by tests (mongomock or a client for a real server); None builds one from the URI.
         self.MONGO_CLIENT = None
@@ -44,10 +73,17 @@ class Config:
             raise ConfigError(
                 "no token key material: set JWT_SECRET (HS256), JWT_PUBLIC_KEY (PEM) or JWT_JWKS_URL (RS256 JWKS)"
             )
+        if self.JWT_SECRET and len(self.JWT_SECRET.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes for HS256 "
+                              "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))' makes one)")
+        if self.JWT_PUBLIC_KEY and not _is_rsa_public_pem(self.JWT_PUBLIC_KEY):
+            raise ConfigError("JWT_PUBLIC_KEY must be an RSA public key in PEM form (-----BEGIN PUBLIC KEY-----)")
         for origin in self.CORS_ORIGINS:
             # Exact origins only: a wildcard would let any site's scripts read patient data.
             if "*" in origin or not origin.startswith(("http://", "https://")):
                 raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
         if self.MONGODB_TIMEOUT_MS <= 0:
             raise ConfigError("MONGODB_TIMEOUT_MS must be a positive number of milliseconds")
+        if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
+            raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         return self

@@ -6,7 +6,8 @@ import sys
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app import cors, errors, request_log
+from app import cors, errors, request_log, web
+from app.body_limit import BodyLimit
 from app.auth import TokenVerifier
 from app.db import Database, build_client
 from config import Config
@@ -22,11 +23,13 @@ def create_app(config=None):
     app = Flask(__name__)
     app.json = StorableJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)
     app.json.sort_keys = False  # keep the documented field order
     app.json.compact = True
+    app.url_map.converters["patient_id"] = web.PatientIdConverter
 
     client = config.MONGO_CLIENT or build_client(config)
-    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS)
+    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE)
     database.try_prepare()
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
@@ -41,6 +44,7 @@ def create_app(config=None):
     app.register_blueprint(docs.swagger_ui)
     errors.register(app)
     request_log.register(app)
+    app.after_request(web.forbid_storing)
     cors.register(app, config.CORS_ORIGINS)
     return app
 
@@ -49,7 +53,8 @@ class StorableJSONProvider(DefaultJSONProvider):
     """Flask's JSON, reading as malformed what Python parses but the service cannot handle or store."""
 
     def loads(self, s, **kwargs):
-        """Parse JSON text, refusing nesting deeper than the parser goes and lone surrogates (`"\\ud800"`)."""
+        """Parse JSON text, refusing a key given twice, nesting deeper than the parser goes and lone surrogates."""
+        kwargs.setdefault("object_pairs_hook", _object_without_repeated_keys)
         try:
             value = super().loads(s, **kwargs)
             # BSON strings are UTF-8: a lone surrogate would fail at insert time, as a 500, after validation.
@@ -58,6 +63,15 @@ class StorableJSONProvider(DefaultJSONProvider):
             # A ValueError is what get_json(silent=True) reads as malformed, so it answers 400 like any bad JSON.
             raise ValueError("JSON nested too deeply or not valid Unicode") from error
         return value
+
+
+def _object_without_repeated_keys(pairs):
+    """Build a JSON object, refusing one that gives a key twice."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        # A gateway reading the first value and the service the last must never disagree: malformed, so 400.
+        raise ValueError("JSON object with a repeated key")
+    return value
 
 
 def _configure_logging(level):

@@ -6,7 +6,12 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from app.exceptions import MissingDoctorId, NotAllowedForDoctor, NotAuthenticated, TokenKeysUnavailable
+from marshmallow import ValidationError
+
+from app.exceptions import (
+    MissingBearerToken, MissingDoctorId, NotAllowedForDoctor, NotAuthenticated, TokenKeysUnavailable,
+)
+from app.schemas import DOCTOR_UID, UID_RULE
 from config import ConfigError
 
 # Never more than a minute of clock skew between the token issuer and us.
@@ -76,13 +81,14 @@ class TokenVerifier:
         self._audience = config.JWT_AUDIENCE
         self._issuer = config.JWT_ISSUER
         self._admin_role = config.JWT_ADMIN_ROLE
+        self._max_lifetime = config.JWT_MAX_LIFETIME_SECONDS
         self._options = {"require": ["exp", "sub"], "verify_aud": bool(config.JWT_AUDIENCE)}
 
     def verify(self, authorization):
         """Return the caller of an `Authorization: Bearer` header value, or refuse with 401."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated("Missing bearer token")
+            raise MissingBearerToken()
         token = token.strip()
         try:
             claims = jwt.decode(
@@ -99,11 +105,23 @@ class TokenVerifier:
         except jwt.InvalidTokenError:
             raise NotAuthenticated("Invalid token") from None
         subject = claims.get("sub")
-        if not isinstance(subject, str) or not subject.strip():
+        # A sub that could never be a uid would act for a doctor whose records no request can read back.
+        if not isinstance(subject, str) or not DOCTOR_UID.match(subject):
+            raise NotAuthenticated("Invalid token")
+        if not self._is_short_lived(claims):
             raise NotAuthenticated("Invalid token")
         roles = claims.get("roles")
         is_admin = isinstance(roles, list) and self._admin_role in roles
         return Caller(subject=subject, is_admin=is_admin)
+
+    def _is_short_lived(self, claims):
+        """Tell whether the token lives at most the configured maximum and was not issued for a future sign-in."""
+        now = time.time()
+        expires, issued, signed_in = claims["exp"], claims.get("iat", now), claims.get("auth_time", now)
+        # PyJWT reads "123" as the number 123; anything but a JSON number is no time at all.
+        if not all(_is_number(moment) for moment in (expires, issued, signed_in)):
+            return False
+        return expires - issued <= self._max_lifetime and signed_in <= now + LEEWAY_SECONDS
 
     def _signing_key(self, token):
         """Return the key that must have signed this token."""
@@ -118,6 +136,11 @@ class TokenVerifier:
         except jwt.PyJWKClientError:
             # The fetched key set has no signing key under this kid.
             raise NotAuthenticated("Invalid token") from None
+
+
+def _is_number(value):
+    """Tell whether a claim holds a JSON number."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _rsa_public_key(pem):
@@ -143,9 +166,11 @@ def _key_id(token):
 
 
 def acting_doctor(caller, uid):
-    """Return the doctor this request acts for, refusing a missing uid (400) or one the caller may not use (403)."""
+    """Return the doctor this request acts for, refusing a missing or malformed uid (400) or another's (403)."""
     if uid is None or not uid.strip():
         raise MissingDoctorId()
+    if not DOCTOR_UID.match(uid):
+        raise ValidationError({"uid": [UID_RULE]})
     if not caller.may_act_for(uid):
         raise NotAllowedForDoctor()
     return uid

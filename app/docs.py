@@ -4,8 +4,11 @@ from flask_swagger_ui import get_swaggerui_blueprint
 
 from app.api_docs import documented
 from app.openapi import build_spec
+from app.web import refuse_repeated_query_parameters
 
 bp = Blueprint("docs", __name__)
+# No token here: the repeated-parameter check token routes make after authenticating runs first instead.
+bp.before_request(refuse_repeated_query_parameters)
 
 swagger_ui = get_swaggerui_blueprint(
     "/docs",

@@ -28,8 +28,10 @@ def envelope(status, message, **extra):
 
 
 def refusal_response(refusal):
-    """Answer a refusal with its status, message and any details or data."""
-    return envelope(refusal.status, refusal.message, details=refusal.details, data=refusal.data)
+    """Answer a refusal with its status, message, any details or data, and the headers it calls for."""
+    response, status = envelope(refusal.status, refusal.message, details=refusal.details, data=refusal.data)
+    response.headers.update(refusal.headers)
+    return response, status
 
 
 def validation_response(error):

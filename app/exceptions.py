@@ -6,6 +6,8 @@ class Refusal(Exception):
 
     status = 400
     message = "Bad request"
+    # Response headers the refusal calls for (a 401's WWW-Authenticate challenge).
+    headers = {}
     # A refusal undoes what the request wrote unless it says otherwise (the documented 404 keeps its patient).
     rolls_back = True
 
@@ -35,6 +37,14 @@ class MissingPatientNames(InvalidRequest):
 class NotAuthenticated(Refusal):
     status = 401
     message = "Invalid or missing bearer token"
+    # RFC 6750: a token was sent and is not good.
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class MissingBearerToken(NotAuthenticated):
+    message = "Missing bearer token"
+    # RFC 6750: no credentials were sent, so no error code, only the scheme to use.
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class NotAllowedForDoctor(Refusal):
@@ -62,6 +72,12 @@ class AppointmentAlreadyLinked(Refusal):
 class DatabaseUnavailable(Refusal):
     status = 503
     message = "Database unavailable"
+
+
+class ReplicaSetRequired(Refusal):
+    status = 503
+    message = ("Replica set required: the database does not support transactions "
+               "(set replication.replSetName and run rs.initiate())")
 
 
 class TokenKeysUnavailable(Refusal):
@@ -96,3 +112,11 @@ class IdempotencyKeyReused(Refusal):
 class IdempotentRequestInProgress(Refusal):
     status = 409
     message = "A request with this Idempotency-Key is still in progress"
+
+
+class AnsweredBefore(Exception):
+    """The request's Idempotency-Key already holds an answer (or a run in progress): replay it, run nothing."""
+
+    def __init__(self, record):
+        super().__init__("idempotency key already claimed")
+        self.record = record

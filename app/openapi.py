@@ -9,7 +9,9 @@ from marshmallow import validate
 from app.api_docs import PageOf
 from app.errors import HTTP_MESSAGES
 from app.exceptions import DatabaseUnavailable
-from app.schemas import BirthDate, ObjectIdString
+from app.schemas import (
+    CONTROL_CHARACTERS, FREE_TEXT_CONTROL_CHARACTERS, BirthDate, ObjectIdString, Text, latest_birth_date,
+)
 
 EXTENSION_KEY = "clinic.openapi"
 OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
@@ -17,20 +19,32 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # `<converter(args):name>` or `<name>` in a werkzeug rule.
 RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
 CONVERTER_TYPES = {"int": "integer", "float": "number"}
+# What a Text field refuses, stated as what it accepts: any characters but these controls.
+WITHOUT_CONTROLS = f"^[^{CONTROL_CHARACTERS.pattern[1:-1]}]*$"
+FREE_TEXT_WITHOUT_CONTROLS = f"^[^{FREE_TEXT_CONTROL_CHARACTERS.pattern[1:-1]}]*$"
 
 DESCRIPTION = (
     "Keeps clinics' patient records and links patients to the doctors' appointments. Doctors' web frontends "
     "and ops staff call it with a bearer JWT whose `sub` is the doctor's uid (or whose `roles` holds the admin "
     "role, to act for any doctor). Every success is `{\"success\": true, \"data\": ...}`, every failure the "
-    "`Error` envelope `{\"success\": false, \"error\": ...}`, and every response carries an `X-Request-ID`."
+    "`Error` envelope `{\"success\": false, \"error\": ...}`, and every response carries an `X-Request-ID` "
+    "and `Cache-Control: no-store`. A query parameter given twice, or a JSON body giving a key twice at any "
+    "depth, is refused with 400."
 )
 
 SHARED_RESPONSES = {
-    "Unauthorized": "Missing bearer token, Invalid token or Token expired",
-    "BadRequest": "The request is malformed or fails validation (`details` names the fields)",
+    "Unauthorized": "Missing bearer token, Invalid token or Token expired; `WWW-Authenticate` says which (RFC 6750)",
+    "BadRequest": "The request is malformed (its request line, headers, query or JSON) or fails validation "
+                  "(`details` names the fields)",
     "PayloadTooLarge": HTTP_MESSAGES[413],
+    "UriTooLong": HTTP_MESSAGES.get(414, "The request line (method and URL) is too long"),
+    "HeadersTooLarge": HTTP_MESSAGES.get(431, "Too many request headers, or one too large"),
     "InternalError": "Internal server error",
     "DatabaseUnavailable": DatabaseUnavailable.message,
+}
+HEADER_SCHEMAS = {
+    # What the service checks, less the spaces at either end that HTTP itself strips from a header value.
+    "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
 }
 HEADER_DESCRIPTIONS = {
     "Idempotency-Key": "Makes a retry safe: a repeat of the same request with the same key (1 to 255 printable "
@@ -41,11 +55,13 @@ HEADER_DESCRIPTIONS = {
 
 
 def build_spec(app):
-    """Return the app's OpenAPI document, generated on the first call and kept in app.extensions."""
+    """Return the app's OpenAPI document, generated once a day (its latest birth date) and kept in app.extensions."""
     # Two first requests at once may both generate it; they produce the same document, so no lock.
-    if EXTENSION_KEY not in app.extensions:
-        app.extensions[EXTENSION_KEY] = generate_spec(app)
-    return app.extensions[EXTENSION_KEY]
+    today = latest_birth_date()
+    kept = app.extensions.get(EXTENSION_KEY)
+    if kept is None or kept[0] != today:
+        app.extensions[EXTENSION_KEY] = kept = (today, generate_spec(app))
+    return kept[1]
 
 
 def generate_spec(app):
@@ -81,14 +97,34 @@ def clinic_field_attributes(self, field, ret, **kwargs):
     attributes = {}
     if isinstance(field, ObjectIdString):
         attributes["pattern"] = OBJECT_ID_PATTERN
+    if isinstance(field, Text) and "pattern" not in ret:
+        free_text = field.forbidden is FREE_TEXT_CONTROL_CHARACTERS
+        attributes["pattern"] = FREE_TEXT_WITHOUT_CONTROLS if free_text else WITHOUT_CONTROLS
     if isinstance(field, BirthDate):
         attributes["format"] = "date"
+        attributes["pattern"] = dates_up_to(latest_birth_date())
     if any(isinstance(validator, validate.Email) for validator in field.validators):
         attributes["format"] = "email"
     if ret.get("pattern", "").endswith("\\Z"):
         # Python's end-of-string `\Z` means a literal `Z` to the ECMA-262 regexes JSON Schema uses.
         attributes["pattern"] = ret["pattern"][:-2] + "$"
     return attributes
+
+
+def dates_up_to(last):
+    """Return a pattern of the dates YYYY-MM-DD from 0001-01-01 to last (a year from 2000 on), as BirthDate takes them."""
+    year, month, day = f"{last:%Y}", f"{last:%m}", f"{last:%d}"
+    months, days = "(0[1-9]|1[0-2])", "(0[1-9]|[12][0-9]|3[01])"
+    earlier_years = "0[0-9][0-9][1-9]|0[0-9][1-9][0-9]|0[1-9][0-9]{2}|1[0-9]{3}|" + _below(year[1:], "2")
+    return (f"^(({earlier_years})-{months}-{days}|{year}-({_below(month)})-{days}"
+            f"|{year}-{month}-({_below(day)}|{day}))$")
+
+
+def _below(digits, prefix=""):
+    """Return a pattern of the digit strings as long as digits and smaller (with a fixed prefix before them)."""
+    choices = [prefix + digits[:i] + (f"[0-{int(digit) - 1}]" if digit != "1" else "0") + "[0-9]" * (len(digits) - i - 1)
+               for i, digit in enumerate(digits) if digit != "0"]
+    return "|".join(choices) or "(?!)"
 
 
 def _add_shared_components(spec):
@@ -109,8 +145,20 @@ def _add_shared_components(spec):
         "description": "The request's id: the one sent in `X-Request-ID` if sane, otherwise a new one",
         "schema": {"type": "string"},
     })
+    spec.components.header("CacheControl", {
+        "description": "Responses may carry patient data: no browser or proxy may keep them",
+        "schema": {"type": "string", "const": "no-store"},
+    })
+    spec.components.header("BearerChallenge", {
+        "description": "`Bearer` when no token was sent, `Bearer error=\"invalid_token\"` when the token was refused",
+        "required": True,
+        "schema": {"type": "string", "enum": ["Bearer", 'Bearer error="invalid_token"']},
+    })
     for name, description in SHARED_RESPONSES.items():
-        spec.components.response(name, _error_response(description))
+        response = _error_response(description)
+        if name == "Unauthorized":
+            response["headers"]["WWW-Authenticate"] = _ref("headers", "BearerChallenge")
+        spec.components.response(name, response)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
 
@@ -147,7 +195,7 @@ def _operation(converter, rule, operation, operation_id):
         if operation.example is not None:
             media["example"] = operation.example
         document["requestBody"] = {"required": True, "content": {"application/json": media}}
-    document["responses"] = _responses(operation, takes_input=bool(parameters) or operation.body is not None)
+    document["responses"] = _responses(operation)
     if not operation.public:
         document["security"] = [{"bearerAuth": []}]
     return document
@@ -165,23 +213,22 @@ def _parameters(converter, rule, operation):
     if operation.query is not None:
         parameters.extend(converter.schema2parameters(operation.query, location="query"))
     for header in operation.headers:
-        parameter = {"in": "header", "name": header, "required": False, "schema": {"type": "string"}}
+        parameter = {"in": "header", "name": header, "required": False,
+                     "schema": HEADER_SCHEMAS.get(header, {"type": "string"})}
         if header in HEADER_DESCRIPTIONS:
             parameter["description"] = HEADER_DESCRIPTIONS[header]
         parameters.append(parameter)
     return parameters
 
 
-def _responses(operation, takes_input):
+def _responses(operation):
     """Return the operation's responses, plus the failures every operation of its kind can answer."""
     responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()}
-    shared = {"500": "InternalError", "503": "DatabaseUnavailable"}
+    # Any request can be malformed or too large before a route sees it, whatever the operation takes.
+    shared = {"400": "BadRequest", "413": "PayloadTooLarge", "414": "UriTooLong", "431": "HeadersTooLarge",
+              "500": "InternalError", "503": "DatabaseUnavailable"}
     if not operation.public:
         shared["401"] = "Unauthorized"
-    if takes_input:
-        shared["400"] = "BadRequest"
-    if operation.body is not None:
-        shared["413"] = "PayloadTooLarge"
     for status, name in shared.items():
         responses.setdefault(status, _ref("responses", name))
     return dict(sorted(responses.items()))
@@ -214,7 +261,7 @@ def _success_response(description, schema):
     """Return a JSON response object whose body has the given (marshmallow-resolved) schema."""
     return {
         "description": description,
-        "headers": {"X-Request-ID": _ref("headers", "RequestId")},
+        "headers": {"X-Request-ID": _ref("headers", "RequestId"), "Cache-Control": _ref("headers", "CacheControl")},
         "content": {"application/json": {"schema": schema}},
     }
 
@@ -223,7 +270,7 @@ def _error_response(description):
     """Return a response object in the error envelope, described by when it happens."""
     return {
         "description": description,
-        "headers": {"X-Request-ID": _ref("headers", "RequestId")},
+        "headers": {"X-Request-ID": _ref("headers", "RequestId"), "Cache-Control": _ref("headers", "CacheControl")},
         "content": {"application/json": {"schema": _ref("schemas", "Error")}},
     }
 

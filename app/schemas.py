@@ -4,9 +4,18 @@ import re
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from app.pages import CURSOR
+
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}\Z")
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
+# A doctor's uid: printable ASCII without spaces, so doctor_uid_123 and Firebase uids fit and a uid never
+# hides a control character, a look-alike space or a line break from the person reading the audit trail.
+DOCTOR_UID = re.compile(r"^[!-~]{1,128}\Z")
+UID_RULE = "Must be 1 to 128 printable ASCII characters without spaces."
+# C0 controls, DEL and C1 controls: never in a name or an address; free text keeps tab, CR and LF.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+FREE_TEXT_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 NAME_MAX = 100
 NOTES_MAX = 10_000
 PART_MAX = 200
@@ -17,8 +26,22 @@ PAGE_DEFAULT = 50
 PAGE_MAX = 200
 
 
-class TrimmedString(fields.String):
-    """A string with surrounding whitespace removed before validation."""
+class Text(fields.String):
+    """A string without control characters; free text may keep tabs and line breaks."""
+
+    def __init__(self, *, free_text=False, **kwargs):
+        super().__init__(**kwargs)
+        self.forbidden = FREE_TEXT_CONTROL_CHARACTERS if free_text else CONTROL_CHARACTERS
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if self.forbidden.search(text):
+            raise ValidationError("Must not contain control characters.")
+        return text
+
+
+class TrimmedString(Text):
+    """A single-line string with surrounding whitespace removed before validation."""
 
     def _deserialize(self, value, attr, data, **kwargs):
         return super()._deserialize(value, attr, data, **kwargs).strip()
@@ -45,11 +68,14 @@ class BirthDate(fields.String):
             born = datetime.date.fromisoformat(text)
         except ValueError:
             raise ValidationError("Must be a calendar date YYYY-MM-DD.") from None
-        # Today somewhere on Earth: UTC+14 is the furthest ahead, so a birth today there is not refused.
-        latest = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=14)).date()
-        if born > latest:
+        if born > latest_birth_date():
             raise ValidationError("Must not be in the future.")
         return text
+
+
+def latest_birth_date():
+    """Return today somewhere on Earth: UTC+14 is the furthest ahead, so a birth today there is not refused."""
+    return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=14)).date()
 
 
 class UtcDateTime(fields.AwareDateTime):
@@ -85,7 +111,7 @@ class StrictSchema(Schema):
 
 def _part(max_length=PART_MAX):
     """Return an optional bounded string field of a nested object."""
-    return fields.String(validate=validate.Length(max=max_length))
+    return Text(validate=validate.Length(max=max_length))
 
 
 class AddressSchema(StrictSchema):
@@ -115,8 +141,8 @@ class PatientSchema(StrictSchema):
     dateOfBirth = BirthDate()
     address = fields.Nested(AddressSchema)
     insurance = fields.Nested(InsuranceSchema)
-    medicalHistory = fields.String(validate=validate.Length(max=NOTES_MAX))
-    currentMedications = fields.String(validate=validate.Length(max=NOTES_MAX))
+    medicalHistory = Text(free_text=True, validate=validate.Length(max=NOTES_MAX))
+    currentMedications = Text(free_text=True, validate=validate.Length(max=NOTES_MAX))
     contact = fields.Nested(ContactSchema)
 
 
@@ -133,20 +159,22 @@ class AppointmentSchema(StrictSchema):
     doctor_id = fields.String(dump_only=True)
     patient_id = fields.String(dump_only=True, allow_none=True)
     date = UtcDateTime(required=True)
-    reason = fields.String(validate=validate.Length(max=REASON_MAX))
+    reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX))
 
 
 class DoctorQuery(StrictSchema):
     """Query parameters of a request made for one doctor."""
 
-    uid = fields.String(required=True, validate=validate.Length(min=1, max=UID_MAX))
+    uid = fields.String(required=True, validate=[validate.Length(min=1, max=UID_MAX),
+                                                 validate.Regexp(DOCTOR_UID, error=UID_RULE)])
 
 
 class PageQuery(DoctorQuery):
     """Query parameters of a paginated list."""
 
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
-    after = fields.String(validate=validate.Length(min=1, max=CURSOR_MAX))
+    after = fields.String(validate=[validate.Length(min=1, max=CURSOR_MAX),
+                                    validate.Regexp(CURSOR, error="Not a cursor this service issued.")])
 
 
 class AppointmentListQuery(PageQuery):
@@ -154,7 +182,7 @@ class AppointmentListQuery(PageQuery):
 
 
 class PatientListQuery(PageQuery):
-    q = fields.String(validate=validate.Length(min=1, max=NAME_MAX))
+    q = Text(validate=validate.Length(min=1, max=NAME_MAX))
 
 
 class AuditTargetsSchema(StrictSchema):

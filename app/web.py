@@ -1,5 +1,7 @@
 """Helpers every blueprint uses: the caller, the JSON body, the database and the success envelope."""
 from flask import current_app, g, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.routing import BaseConverter
 
 from app.auth import acting_doctor
 from app.exceptions import InvalidRequest
@@ -10,7 +12,29 @@ from app.schemas import OBJECT_ID
 def current_caller():
     """Verify the request's bearer token and return its caller (401 otherwise)."""
     g.caller = current_app.extensions["clinic.tokens"].verify(request.headers.get("Authorization"))
+    refuse_repeated_query_parameters()
     return g.caller
+
+
+def refuse_repeated_query_parameters():
+    """Refuse a query parameter given more than once (400), naming it."""
+    # A gateway that reads the first `uid` and a service that reads another must never disagree on the doctor.
+    repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
+    if repeated:
+        raise ValidationError({name: ["Given more than once."] for name in repeated})
+
+
+def forbid_storing(response):
+    """Mark a response as never to be kept by a browser or a proxy cache: it may carry patient data."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+class PatientIdConverter(BaseConverter):
+    """A patient id in the path: any segment but `add_and_link`, which is a route of its own."""
+
+    # Otherwise GET /patients/add_and_link would read a patient, and OPTIONS would advertise a GET there.
+    regex = r"(?!add_and_link\Z)[^/]+"
 
 
 def database():
@@ -18,9 +42,17 @@ def database():
     return current_app.extensions["clinic.db"]
 
 
-def unit_of_work(caller, doctor_id):
-    """Return a unit of work whose writes are audited as this caller's, for this doctor, in this request."""
-    return database().unit_of_work(AuditContext(caller.subject, doctor_id, g.request_id))
+def unit_of_work(caller, doctor_id, answer):
+    """Return a unit of work audited as this caller's, for this doctor; answer(result) is the success response.
+
+    A request sent with an Idempotency-Key claims its key here, once every check has passed, and its answer
+    is stored by the unit of work together with its writes.
+    """
+    work = database().unit_of_work(AuditContext(caller.subject, doctor_id, g.request_id))
+    keyed = g.get("keyed_request")
+    if keyed is not None:
+        work.answer = keyed.claim(doctor_id, answer)
+    return work
 
 
 def json_object_body():

@@ -5,9 +5,11 @@ import time
 
 import jwt
 import pytest
+from marshmallow import ValidationError
 
 from app.auth import Caller, TokenVerifier, acting_doctor
 from app.exceptions import MissingDoctorId, NotAllowedForDoctor, NotAuthenticated
+from config import ConfigError
 from tests.conftest import SECRET, make_config, make_token
 
 
@@ -65,3 +67,93 @@ def test_a_doctor_acts_only_for_themselves_and_an_admin_for_anyone():
     for missing in (None, "", "  "):
         with pytest.raises(MissingDoctorId):
             acting_doctor(Caller("ops", True), missing)
+
+
+def test_a_refused_token_carries_the_invalid_token_challenge_and_a_missing_one_plain_bearer(verifier):
+    with pytest.raises(NotAuthenticated) as missing:
+        verifier.verify(None)
+    with pytest.raises(NotAuthenticated) as refused:
+        verifier.verify("Bearer a.b.c")
+    assert missing.value.headers == {"WWW-Authenticate": "Bearer"}
+    assert refused.value.headers == {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+@pytest.mark.parametrize("sub", ["d" * 129, "doc tor", "doc\x00", "doc\n", "\xa0", "médecin", 42],
+                         ids=["129", "space", "nul", "lf", "nbsp", "accent", "number"])
+def test_a_subject_that_could_never_be_a_uid_is_not_authenticated(verifier, sub):
+    token = jwt.encode({"sub": sub, "exp": int(time.time()) + 60}, SECRET, algorithm="HS256")
+    with pytest.raises(NotAuthenticated, match="Invalid token"):
+        verifier.verify("Bearer " + token)
+
+
+def test_a_subject_of_128_printable_characters_is_a_caller(verifier):
+    sub = "a!~" + "d" * 125
+    assert verifier.verify("Bearer " + make_token(sub)).subject == sub
+
+
+def timed(**claims):
+    """Return a bearer header value for a token with exactly these time claims."""
+    return "Bearer " + jwt.encode({"sub": "doc", **claims}, SECRET, algorithm="HS256")
+
+
+def test_token_lifetime_is_bounded_by_the_configured_maximum():
+    verifier = TokenVerifier(make_config(JWT_MAX_LIFETIME_SECONDS=600))
+    now = int(time.time())
+    assert verifier.verify(timed(iat=now, exp=now + 600)).subject == "doc"
+    assert verifier.verify(timed(exp=now + 590)).subject == "doc"
+    for too_long in (timed(iat=now, exp=now + 601), timed(exp=now + 700), timed(iat=now - 3600, exp=now + 60)):
+        with pytest.raises(NotAuthenticated, match="Invalid token"):
+            verifier.verify(too_long)
+
+
+def test_the_default_maximum_lifetime_is_a_day(verifier):
+    now = int(time.time())
+    assert verifier.verify(timed(iat=now, exp=now + 86400)).subject == "doc"
+    with pytest.raises(NotAuthenticated):
+        verifier.verify(timed(iat=now, exp=now + 86401))
+
+
+@pytest.mark.parametrize("claims", [
+    {"auth_time": 120}, {"auth_time": "0"}, {"auth_time": True}, {"auth_time": None}, {"iat_text": True},
+], ids=["future-sign-in", "text", "bool", "null", "iat-text"])
+def test_a_sign_in_in_the_future_or_a_time_that_is_not_a_number_is_refused(verifier, claims):
+    now = int(time.time())
+    payload = {"iat": now, "exp": now + 600}
+    if claims.pop("iat_text", False):
+        payload["iat"] = str(now)
+    payload.update({name: now + value if type(value) is int else value for name, value in claims.items()})
+    with pytest.raises(NotAuthenticated, match="Invalid token"):
+        verifier.verify(timed(**payload))
+
+
+def test_a_sign_in_within_the_leeway_is_accepted(verifier):
+    now = int(time.time())
+    assert verifier.verify(timed(iat=now, exp=now + 600, auth_time=now + 59)).subject == "doc"
+    assert verifier.verify(timed(iat=now, exp=now + 600, auth_time=now - 86400 * 30)).subject == "doc"
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "day"])
+def test_a_maximum_lifetime_that_is_not_a_positive_integer_refuses_to_start(monkeypatch, value):
+    monkeypatch.setenv("JWT_MAX_LIFETIME_SECONDS", value)
+    with pytest.raises(ConfigError, match="JWT_MAX_LIFETIME_SECONDS"):
+        make_config().validate()
+
+
+def test_the_maximum_lifetime_is_read_from_the_environment(monkeypatch):
+    monkeypatch.setenv("JWT_MAX_LIFETIME_SECONDS", "3600")
+    assert make_config().validate().JWT_MAX_LIFETIME_SECONDS == 3600
+    monkeypatch.delenv("JWT_MAX_LIFETIME_SECONDS")
+    assert make_config().validate().JWT_MAX_LIFETIME_SECONDS == 86400
+
+
+@pytest.mark.parametrize("uid", ["doc tor", "médecin", "d" * 129, "doc\x00", "doc\x7f"])
+def test_a_uid_outside_the_pattern_is_a_validation_error_even_for_an_admin(uid):
+    with pytest.raises(ValidationError) as refused:
+        acting_doctor(Caller("ops", True), uid)
+    assert refused.value.messages == {"uid": ["Must be 1 to 128 printable ASCII characters without spaces."]}
+
+
+def test_a_uid_of_only_unicode_or_control_whitespace_is_missing():
+    for blank in ("\xa0", "\x1c", "\u2003", "\t"):
+        with pytest.raises(MissingDoctorId):
+            acting_doctor(Caller("ops", True), blank)

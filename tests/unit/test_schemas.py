@@ -4,7 +4,7 @@ import datetime
 import pytest
 from marshmallow import ValidationError
 
-from app.schemas import add_and_link_request, patient_view
+from app.schemas import add_and_link_request, doctor_query, page_query, patient_view
 
 VALID = {"appointment_id": "65F8A1B2C3D4E5F6789012EF", "firstName": " Jane ", "lastName": "Smith"}
 
@@ -72,3 +72,47 @@ def test_the_view_shows_ids_first_and_hides_the_appointment_id():
     shown = patient_view.dump({"_id": "a" * 24, "doctor_id": "doc", "firstName": "J", "lastName": "S",
                                "appointment_id": "b" * 24})
     assert list(shown) == ["_id", "doctor_id", "firstName", "lastName"]
+
+
+@pytest.mark.parametrize("field,value", [
+    ("firstName", "Ja\x00ne"), ("firstName", "Jane\n"), ("lastName", "Smi\rth"), ("lastName", "\x1bSmith"),
+    ("firstName", "Jane\x7f"), ("lastName", "Smith\x9b"), ("firstName", " Jane\x1f "), ("firstName", "\tJane"),
+    ("address", {"street": "1 A St\n2 B St"}), ("insurance", {"policyNumber": "P\x001"}),
+    ("medicalHistory", "ok\x00"), ("currentMedications", "\x1b[0m"), ("medicalHistory", "\x0c"),
+])
+def test_control_characters_are_refused_by_field(field, value):
+    assert field in refused_fields({**VALID, field: value})
+
+
+def test_free_text_keeps_tabs_and_line_breaks_and_names_keep_other_scripts():
+    loaded = add_and_link_request.load({**VALID, "firstName": "Zoë", "lastName": "O'Brien-李",
+                                        "medicalHistory": "a\n\tb\r\nc", "currentMedications": "x\ty"})
+    assert (loaded["firstName"], loaded["lastName"]) == ("Zoë", "O'Brien-李")
+    assert (loaded["medicalHistory"], loaded["currentMedications"]) == ("a\n\tb\r\nc", "x\ty")
+
+
+@pytest.mark.parametrize("uid,accepted", [
+    ("doctor_uid_123", True), ("Xy7aB3cD9eF1gH2iJ4kL5mN6oP7q", True), ("a" * 128, True), ("!~", True),
+    ("a" * 129, False), ("doc tor", False), ("médecin", False), ("doc\x00", False), ("", False), ("\xa0", False),
+])
+def test_a_doctor_uid_is_1_to_128_printable_ascii_characters_without_spaces(uid, accepted):
+    try:
+        doctor_query.load({"uid": uid})
+    except ValidationError as refused:
+        assert not accepted and "uid" in refused.messages
+    else:
+        assert accepted
+
+
+@pytest.mark.parametrize("cursor,accepted", [
+    ("1796115600123_6b0827c1a5d7ad9a3eafca5d", True), ("-5_6B0827C1A5D7AD9A3EAFCA5D", True),
+    ("999999999999999_" + "f" * 24, True), ("1_" + "f" * 23, False), ("1796115600123", False),
+    ("WzE3OTYsImFiYyJd", False), ("1_" + "f" * 24 + "\n", False),
+])
+def test_a_cursor_is_milliseconds_and_an_id(cursor, accepted):
+    try:
+        page_query.load({"uid": "doc", "after": cursor})
+    except ValidationError as refused:
+        assert not accepted and "after" in refused.messages
+    else:
+        assert accepted
