@@ -4,6 +4,9 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
+# gunicorn.conf.py binds HOST:PORT (127.0.0.1:8000 by default); in a container it must listen on every interface.
+ENV HOST=0.0.0.0
+
 WORKDIR /srv
 
 # Requirements first, so code changes do not reinstall the dependencies.
@@ -11,7 +14,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY app/ app/
-COPY config.py wsgi.py ./
+COPY config.py wsgi.py gunicorn.conf.py gunicorn_worker.py ./
 
 RUN useradd --system --no-create-home --shell /usr/sbin/nologin clinic
 USER clinic
@@ -22,6 +25,6 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
 
-# sh -c expands WEB_CONCURRENCY; exec makes gunicorn PID 1 so it gets SIGTERM.
-# No access log: the app logs its own request line without query strings.
-CMD ["sh", "-c", "exec gunicorn wsgi:app --bind 0.0.0.0:8000 --workers ${WEB_CONCURRENCY:-2} --worker-class gthread --threads 4 --no-control-socket"]
+# Every setting is in gunicorn.conf.py, read from the working directory, as for `make run`; gunicorn is PID 1,
+# so it gets SIGTERM, and a bad setting stops the container with one line instead of a crash loop.
+CMD ["gunicorn", "wsgi:app"]

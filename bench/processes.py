@@ -20,7 +20,7 @@ PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 60
 # The service's own settings; the bench sets those it needs and drops the rest, so a developer's
 # JWT_JWKS_URL (say) cannot take precedence over the bench's secret.
-SERVICE_VARIABLE_PREFIXES = ("MONGODB_", "JWT_", "CORS_", "LOG_LEVEL")
+SERVICE_VARIABLE_PREFIXES = ("MONGODB_", "JWT_", "CORS_", "LOG_LEVEL", "ALLOW_STANDALONE", "HOST", "PORT")
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import run_dev  # noqa: E402 - `make run`'s gunicorn command line, reused so the flags cannot drift
@@ -163,42 +163,32 @@ class Database:
         run_dev.stop(self.process, 15)
 
 
-def service_environment(uri, db_name, secret):
+def service_environment(uri, db_name, secret, standalone=False):
     """Return the environment for gunicorn: ours without the service's settings, plus the bench's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_VARIABLE_PREFIXES)}
     env.update(MONGODB_URI=uri, MONGODB_DB=db_name, JWT_SECRET=secret)
+    if standalone:
+        env["ALLOW_STANDALONE"] = "1"  # the service refuses writes without transactions unless told otherwise
     return env
 
 
-def gunicorn_command(app_spec, port):
-    """Return `make run`'s gunicorn command line (scripts/run_dev.py) bound to port and serving app_spec."""
-    saved = {name: os.environ.get(name) for name in ("HOST", "PORT")}
-    os.environ.update(HOST="127.0.0.1", PORT=str(port))
-    try:
-        command = run_dev.gunicorn_command()
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def gunicorn_command(app_spec):
+    """Return `make run`'s gunicorn command line (scripts/run_dev.py), serving app_spec; gunicorn.conf.py does the rest."""
+    command = run_dev.gunicorn_command()
     command[command.index("wsgi:app")] = app_spec
-    if "--no-control-socket" not in command:
-        command.append("--no-control-socket")
     return command
 
 
 class Gunicorn:
-    """One gunicorn serving an app spec with `make run`'s flags on a free port."""
+    """One gunicorn serving an app spec with `make run`'s configuration (gunicorn.conf.py) on a free port."""
 
     def __init__(self, app_spec, env, log_path):
         self.app_spec = app_spec
-        self.env = env
-        self.log_path = log_path
         self.port = free_port()
-        self.command = gunicorn_command(app_spec, self.port)
-        self.workers = int(self.command[self.command.index("--workers") + 1])
-        self.threads = int(self.command[self.command.index("--threads") + 1])
+        self.env = dict(env, HOST="127.0.0.1", PORT=str(self.port))
+        self.log_path = log_path
+        self.command = gunicorn_command(app_spec)
+        self.workers = int(self.env.get("WEB_CONCURRENCY") or 2)  # gunicorn.conf.py's default
         self.process = None
 
     @property

@@ -31,6 +31,8 @@ DOCTOR = data.doctor_name(0)  # one of the scale dataset's doctors
 LINKED_POOL = 2000
 ROUTES = {"endpoint": "/patients/add_and_link", "ceiling": "/bench/fixed"}
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+# The floor's streams per service worker: the 4 threads each worker had before gevent, so runs stay comparable.
+FLOOR_STREAMS_PER_WORKER = 4
 
 
 def env_number(name, default, kind=float):
@@ -121,8 +123,8 @@ class Bench:
         return [pid for target in self.targets for pid in target.database.pids()]
 
     def floor_processes(self, concurrency):
-        """Return how many floor processes run at a concurrency: never more than the service's worker threads."""
-        return min(concurrency, self.service.workers * self.service.threads)
+        """Return how many floor processes run at a concurrency, at most FLOOR_STREAMS_PER_WORKER per service worker."""
+        return min(concurrency, self.service.workers * FLOOR_STREAMS_PER_WORKER)
 
     def log(self, message):
         """Print a progress line."""
@@ -418,7 +420,7 @@ def start_target(dataset, settings, secret, tmp, started):
     database = Database(Path(tmp) / f"db-{dataset}", out / f"secantusd-{dataset}.log",
                         standalone=settings.standalone).start()
     started.append(database)
-    service = Gunicorn("wsgi:app", service_environment(database.uri, DB_NAME, secret),
+    service = Gunicorn("wsgi:app", service_environment(database.uri, DB_NAME, secret, settings.standalone),
                        out / f"gunicorn-service-{dataset}.log").start()
     started.append(service)
     return Target(dataset, database, service)
@@ -430,8 +432,8 @@ def run_all(settings, wrk, tmp, started):
     secret = secrets.token_urlsafe(48)
     empty = start_target("empty", settings, secret, tmp, started)
     scale = start_target("scale", settings, secret, tmp, started)
-    ceiling = Gunicorn("bench.ceiling_wsgi:app", service_environment(empty.database.uri, DB_NAME, secret),
-                       out / "gunicorn-ceiling.log").start()
+    ceiling_env = service_environment(empty.database.uri, DB_NAME, secret, settings.standalone)
+    ceiling = Gunicorn("bench.ceiling_wsgi:app", ceiling_env, out / "gunicorn-ceiling.log").start()
     started.append(ceiling)
     started_pids = {name: pids for target in (empty, scale) for name, pids in (
         (f"database-{target.dataset}", target.database.pids()),
@@ -463,11 +465,11 @@ def run_all(settings, wrk, tmp, started):
         "wrk_version": wrk_version(wrk),
         "wrk_threads_note": f"min(concurrency, {settings.wrk_threads}) threads and --timeout 10s",
         "floor_note": (
-            f"one Python process per stream, min(concurrency, workers × threads = {service.workers} × "
-            f"{service.threads}) of them, each a pymongo client with the service's settings "
+            f"one Python process per stream, min(concurrency, workers × {FLOOR_STREAMS_PER_WORKER} = "
+            f"{service.workers * FLOOR_STREAMS_PER_WORKER}) of them, each a pymongo client with the service's settings "
             f"({'in transactions' if floor.get('transactional') else 'without transactions'}). Processes, not "
-            "threads, so that the client's GIL never caps the floor; no more than the service's worker threads, "
-            "because the service never has more add_and_link calls in flight than that."),
+            "threads, so that the client's GIL never caps the floor; capped so that on 2 cores the floor's own "
+            "processes do not crowd out the database it measures."),
     }
     return bench.results, context
 

@@ -14,12 +14,15 @@ from pymongo.errors import PyMongoError
 from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from config import Config, ConfigError  # noqa: E402 - the service's own settings, checked before anything starts
+
 BIN_DIR = Path(sys.executable).parent  # the venv's bin/, not the resolved interpreter's
 KEY_VARIABLES = ("JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DB_START_TIMEOUT = 30
 DB_STOP_TIMEOUT = 10
-GUNICORN_STOP_TIMEOUT = 15  # its --graceful-timeout plus a margin
+GUNICORN_STOP_TIMEOUT = 15  # graceful_timeout in gunicorn.conf.py plus a margin
 PR_SET_PDEATHSIG = 1
 
 _stop_signals = []
@@ -112,23 +115,17 @@ def describe_database(uri, db_name):
     return f"{scheme}://{hosts}, database {db_name}"
 
 
+def refuse_invalid_settings(env):
+    """Exit with the service's one-line refusal before a database is started for nothing."""
+    try:
+        Config(JWT_SECRET=env.get("JWT_SECRET") or None).validate()
+    except ConfigError as error:
+        fail(f"cannot start: {error}")
+
+
 def gunicorn_command():
-    """Return the gunicorn command line, tuned from the environment."""
-    host = os.environ.get("HOST") or "127.0.0.1"
-    port = os.environ.get("PORT") or "8000"
-    # No --access-logfile: the app logs its own request line, and gunicorn's
-    # would also write query strings to the log.
-    return [
-        str(BIN_DIR / "gunicorn"), "wsgi:app",
-        "--bind", f"{host}:{port}",
-        "--workers", os.environ.get("WEB_CONCURRENCY") or "2",
-        "--worker-class", "gthread",
-        "--threads", os.environ.get("GUNICORN_THREADS") or "4",
-        "--timeout", "30",
-        "--graceful-timeout", "10",
-        # Its default control socket is one path per user: two services would fight over it.
-        "--no-control-socket",
-    ]
+    """Return the gunicorn command line: every setting is in gunicorn.conf.py, as for the image."""
+    return [str(BIN_DIR / "gunicorn"), "wsgi:app"]
 
 
 def stop(process, timeout):
@@ -159,6 +156,7 @@ def main():
     ensure_instance_dir()
     env = dict(os.environ)
     provide_dev_secret(env)
+    refuse_invalid_settings(env)
     db_name = env.get("MONGODB_DB") or "clinic"
     database = None
     try:

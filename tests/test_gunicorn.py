@@ -21,7 +21,7 @@ GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 def bare_environment(**variables):
     """Return an environment with none of the service's settings but the given ones."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("MONGODB_", "JWT_", "LOG_LEVEL", "CORS_"))}
+           if not key.startswith(("MONGODB_", "JWT_", "LOG_LEVEL", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "HOST", "PORT"))}
     env.update(variables)
     return env
 
@@ -42,13 +42,15 @@ def call(url, body=None, token=None):
 
 @pytest.mark.slow
 @pytest.mark.realdb
-def test_gunicorn_serves_with_only_uri_database_and_secret(standalone_server):
+def test_gunicorn_serves_with_only_uri_database_and_secret(replica_set_server):
     port = free_port()
-    env = bare_environment(MONGODB_URI=standalone_server.uri, MONGODB_DB="gunicorn_test", JWT_SECRET=SECRET)
+    # PORT only keeps the test off the default port; every other setting comes from gunicorn.conf.py.
+    env = bare_environment(MONGODB_URI=replica_set_server.uri, MONGODB_DB="gunicorn_test", JWT_SECRET=SECRET,
+                           PORT=str(port))
     appointment_id = ObjectId()
-    with pymongo.MongoClient(standalone_server.uri) as mongo:
+    with pymongo.MongoClient(replica_set_server.uri) as mongo:
         mongo.gunicorn_test.appointments.insert_one({"_id": appointment_id, "doctor_id": "doc", "patient_id": None})
-    server = subprocess.Popen([GUNICORN, "wsgi:app", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--no-control-socket"],
+    server = subprocess.Popen([GUNICORN, "wsgi:app"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -65,7 +67,7 @@ def test_gunicorn_serves_with_only_uri_database_and_secret(standalone_server):
     finally:
         server.terminate()
         server.wait(timeout=15)
-        with pymongo.MongoClient(standalone_server.uri) as mongo:
+        with pymongo.MongoClient(replica_set_server.uri) as mongo:
             mongo.drop_database("gunicorn_test")
 
 

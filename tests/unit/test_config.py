@@ -32,3 +32,18 @@ def test_a_public_key_that_is_not_an_rsa_pem_refuses_to_start():
 
     with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):
         TokenVerifier(make_config(JWT_SECRET=None, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n"))
+
+
+def test_a_secret_shorter_than_32_bytes_is_refused_naming_the_variable():
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match="JWT_SECRET must be at least 32 bytes"):
+        make_config(JWT_SECRET="x" * 31).validate()
+    assert make_config(JWT_SECRET="x" * 32).validate()
+
+
+def test_a_public_key_that_is_not_an_rsa_pem_is_refused_by_validate():
+    from tests.conftest import make_config
+
+    with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):
+        make_config(JWT_SECRET=None, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n").validate()
