@@ -113,6 +113,14 @@ def client(app):
 
 
 @pytest.fixture
+def failpoints(mongo):
+    """The test's client, with the failCommand failpoint switched off afterwards."""
+    client, _ = mongo
+    yield client
+    client.admin.command("configureFailPoint", "failCommand", mode="off")
+
+
+@pytest.fixture
 def add_appointment(db):
     """Insert an appointment straight into the database and return its id as a string."""
 

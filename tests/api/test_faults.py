@@ -18,14 +18,6 @@ def fail_next(mongo_client, command, **data):
                                data={"failCommands": [command], **data})
 
 
-@pytest.fixture
-def failpoints(mongo):
-    """The test's client, with the failCommand failpoint switched off afterwards."""
-    client, _ = mongo
-    yield client
-    client.admin.command("configureFailPoint", "failCommand", mode="off")
-
-
 def link(client, appointment_id):
     """POST add_and_link for doctor_a."""
     return client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id), headers=bearer())

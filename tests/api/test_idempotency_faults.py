@@ -12,14 +12,6 @@ COMMANDS = [("insert", 0), ("insert", 1), ("find", 0), ("update", 0), ("insert",
 FAULTS = {"error": {"errorCode": 6}, "dropped connection": {"closeConnection": True}}
 
 
-@pytest.fixture
-def failpoints(mongo):
-    """The test's client, with the failCommand failpoint switched off afterwards."""
-    client, _ = mongo
-    yield client
-    client.admin.command("configureFailPoint", "failCommand", mode="off")
-
-
 def link(client, appointment_id):
     """POST add_and_link for doctor_a with the same Idempotency-Key every time."""
     return client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id),
