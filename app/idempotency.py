@@ -17,11 +17,9 @@ KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
 
 
 def idempotent(view):
-    """Run a write view at most once per (doctor, Idempotency-Key), replaying its stored answer after.
-
-    The key is claimed only once the request has passed its checks (web.unit_of_work), so a request refused
-    before any work (400, 401, 403) leaves the key free for the corrected retry.
-    """
+    """Run a write view at most once per (doctor, Idempotency-Key), replaying its stored answer after."""
+    # The key is claimed only once the request has passed its checks (web.unit_of_work), so a request refused
+    # before any work (400, 401, 403) leaves the key free for the corrected retry.
 
     @wraps(view)
     def guarded(*args, **kwargs):

@@ -74,8 +74,9 @@ class Records:
         self._db = db
         self._session = session
         self._audit_context = audit_context
-        # What this unit of work inserted, so a rollback without transactions can delete it.
+        # What this unit of work inserted and linked, so a rollback without transactions can undo it.
         self.inserted = []
+        self.linked = []
 
     @property
     def db(self):
@@ -151,6 +152,8 @@ class Records:
             {"$set": {"patient_id": object_id(patient_id)}},
             session=self._session,
         )
+        if result.matched_count == 1:
+            self.linked.append((object_id(appointment_id), object_id(patient_id)))
         return result.matched_count == 1
 
     def audit(self, *events):
@@ -170,8 +173,13 @@ class Records:
         """Return one page of the audit records of acts for this doctor, newest first."""
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
 
-    def undo_inserts(self):
-        """Delete what this unit of work inserted, newest first."""
+    def undo(self):
+        """Free the appointments this unit of work linked, then delete what it inserted, newest first."""
+        for appointment_id, patient_id in self.linked:
+            # Only while still linked to our patient: never free an appointment someone else has since taken.
+            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": patient_id},
+                                              {"$set": {"patient_id": None}}, session=self._session)
+        self.linked.clear()
         for collection, document_id in reversed(self.inserted):
             self._db[collection].delete_one({"_id": document_id}, session=self._session)
         self.inserted.clear()

@@ -17,8 +17,9 @@ DURABLE = WriteConcern("majority", j=True)
 class UnitOfWork:
     """Commit the steps' writes together, or none of them.
 
-    With transactions the steps run inside one (retried by pymongo on transient errors); without,
-    the steps' inserts are deleted again when they end in a refusal that rolls back, or in an error.
+    With transactions the steps run inside one (retried by pymongo on transient errors); without (allowed for
+    development only), their links are freed and their inserts deleted again when they end in a refusal that
+    rolls back, or in an error.
     """
 
     def __init__(self, client, db, transactional, timeout_s, audit_context=None):
@@ -66,7 +67,7 @@ class UnitOfWork:
                     write_concern=DURABLE)
 
     def _run_compensated(self, steps):
-        """Run the steps without a transaction, deleting their inserts on any error or refusal that rolls back."""
+        """Run the steps without a transaction, undoing their links and inserts on any error or rolled-back refusal."""
         records = Records(self._db, audit_context=self._audit_context)
         try:
             with pymongo.timeout(self._timeout_s):
@@ -76,10 +77,10 @@ class UnitOfWork:
             raise
 
     def _undo(self, records):
-        """Delete what the steps inserted, under a deadline of its own; if that fails, say which ids were left."""
+        """Undo what the steps wrote, under a deadline of its own; if that fails, say which ids were left."""
         try:
             with pymongo.timeout(self._timeout_s):
-                records.undo_inserts()
+                records.undo()
         except PyMongoError as error:
             left = ",".join(f"{collection}/{document_id}" for collection, document_id in records.inserted)
             log.error("rollback failed (%s); left behind: %s", type(error).__name__, left)

@@ -43,11 +43,9 @@ def database():
 
 
 def unit_of_work(caller, doctor_id, answer):
-    """Return a unit of work audited as this caller's, for this doctor; answer(result) is the success response.
-
-    A request sent with an Idempotency-Key claims its key here, once every check has passed, and its answer
-    is stored by the unit of work together with its writes.
-    """
+    """Return a unit of work audited as this caller's, for this doctor; answer(result) is the success response."""
+    # A request sent with an Idempotency-Key claims its key here, once every check has passed, and the unit
+    # of work stores its answer together with its writes.
     work = database().unit_of_work(AuditContext(caller.subject, doctor_id, g.request_id))
     keyed = g.get("keyed_request")
     if keyed is not None:

@@ -187,3 +187,43 @@ def test_the_answer_is_stored_with_the_work_not_after_it(app, client, db, add_ap
     # Stored once, by the unit of work (inside its transaction where there is one), not again after it.
     assert sessions == [app.extensions["clinic.db"].unit_of_work().transactional]
     assert db.idempotency_keys.find_one({"key": "atomic"})["state"] == "done"
+
+
+def test_a_key_left_running_by_a_dead_worker_is_taken_over_after_a_minute_and_not_before(client, db, add_appointment):
+    appointment_id = add_appointment()
+    assert link(client, appointment_id, "dead-worker").status_code == 201
+    record = db.idempotency_keys.find_one({"key": "dead-worker"})
+    db.patients.delete_many({})
+    db.appointments.update_one({}, {"$set": {"patient_id": None}})
+    moment = datetime.datetime.now(datetime.timezone.utc)
+    # As a worker killed mid-request leaves it: claimed, never answered.
+    db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"state": "running"}, "$unset": {"body": ""}})
+
+    db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=30)}})
+    recent = link(client, appointment_id, "dead-worker")
+    db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=61)}})
+    abandoned = link(client, appointment_id, "dead-worker")
+
+    assert recent.status_code == 409 and recent.get_json()["error"] == "A request with this Idempotency-Key is still in progress"
+    assert abandoned.status_code == 201 and "Idempotent-Replayed" not in abandoned.headers
+    assert db.patients.count_documents({}) == 1
+    assert db.idempotency_keys.find_one({"_id": record["_id"]})["state"] == "done"
+
+
+def test_a_run_whose_key_was_taken_over_keeps_none_of_its_work(client, db, add_appointment, monkeypatch):
+    appointment_id = add_appointment()
+    real = services.add_and_link_patient
+
+    def overtaken(*args, **kwargs):
+        # Another request takes the key over (as abandoned) while this one is between its claim and its work.
+        db.idempotency_keys.update_one({"key": "overtaken"}, {"$set": {"claimed_at": datetime.datetime(2000, 1, 1)}})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "add_and_link_patient", overtaken)
+    response = link(client, appointment_id, "overtaken")
+
+    assert response.status_code == 409
+    assert response.get_json()["error"] == "A request with this Idempotency-Key is still in progress"
+    assert db.patients.count_documents({}) == 0
+    assert db.appointments.find_one({})["patient_id"] is None
+    assert db.idempotency_keys.find_one({"key": "overtaken"})["state"] == "running"  # still the other run's

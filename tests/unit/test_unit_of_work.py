@@ -59,3 +59,17 @@ def test_mongomock_is_seen_as_without_transactions_and_indexes_are_created(datab
     assert database.unit_of_work().transactional is False
     assert "doctor_newest" in database.db.patients.index_information()
     assert "doctor_by_date" in database.db.appointments.index_information()
+
+
+def test_an_error_after_the_link_frees_the_appointment_again(database):
+    appointment_id = database.db.appointments.insert_one({"doctor_id": "doc", "patient_id": None}).inserted_id
+
+    def steps(records):
+        patient = records.add_patient("doc", {"firstName": "J", "lastName": "S"})
+        assert records.link_patient(str(appointment_id), "doc", patient["_id"])
+        raise RuntimeError("the answer could not be stored")
+
+    with pytest.raises(RuntimeError):
+        database.unit_of_work().run(steps)
+    assert database.db.appointments.find_one({"_id": appointment_id})["patient_id"] is None
+    assert database.db.patients.count_documents({}) == 0
