@@ -6,6 +6,7 @@ anything, and importing `app` there would load pymongo and its locks unpatched.
 import json
 import traceback
 
+import gevent
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.errors import (
     ExpectationFailed, ForbiddenProxyRequest, LimitRequestHeaders, LimitRequestLine, ParseException,
@@ -37,6 +38,15 @@ class ClinicWorker(GeventWorker):
             if not isinstance(error, SystemExit):
                 self.log.error("cannot load the app: %s at %s", type(error).__name__, _where(error))
             raise SystemExit(Arbiter.APP_LOAD_ERROR) from None
+
+    def handle_request(self, listener_name, req, sock, addr):
+        """Serve one request, then let the worker's other connections run before this one's next."""
+        try:
+            return super().handle_request(listener_name, req, sock, addr)
+        finally:
+            # A kept-alive client whose requests never wait on I/O (/healthz in a loop) would otherwise keep
+            # the worker to itself: greenlets only switch when one blocks.
+            gevent.sleep(0)
 
     def handle_error(self, req, client, addr, exc):
         """Answer a request the parser refused, or an error outside the app, in the envelope; log the class only."""
