@@ -21,6 +21,10 @@ class Operation:
     example: dict = None
     public: bool = False
     headers: tuple = field(default_factory=tuple)
+    # Media types the body may be sent as.
+    body_types: tuple = ("application/json",)
+    # Response headers beyond the shared ones, by status, e.g. {200: ("ETag",)}.
+    response_headers: dict = field(default_factory=dict)
 
 
 def documented(**description):

@@ -6,7 +6,9 @@ from app.api_docs import PageOf, documented
 from app.audit import audited
 from app.auth import acting_doctor
 from app.idempotency import idempotent
-from app.web import current_caller, database, doctor_and_query, json_object_body, page, path_id, success, unit_of_work
+from app.web import (
+    created, current_caller, database, doctor_and_query, json_object_body, page, path_id, success, unit_of_work,
+)
 
 bp = Blueprint("appointments", __name__)
 
@@ -35,8 +37,59 @@ def create_appointment():
 
 
 def _created(appointment):
-    """Answer 201 with the stored appointment."""
-    return success(schemas.appointment_view.dump(appointment), 201)
+    """Answer 201 with the stored appointment and where to read it."""
+    return created(schemas.appointment_view.dump(appointment), f"/appointments/{appointment['_id']}")
+
+
+def _answered(appointment):
+    """Answer 200 with the appointment as it now stands."""
+    return success(schemas.appointment_view.dump(appointment))
+
+
+# No Idempotency-Key on these two: a retry changes nothing (the same link again answers 200, an unlink
+# again 409), so it is safe as it is.
+@bp.put("/appointments/<appointment_id>/patient")
+@documented(
+    summary="Link an existing patient of the doctor to their free appointment", tag="appointments",
+    query=schemas.DoctorQuery, body=schemas.LinkPatientSchema, example={"patient_id": "65f8a1b2c3d4e5f6789012cd"},
+    headers=("X-Request-ID",),
+    responses={200: schemas.AppointmentSchema,
+               400: "Invalid body, path id or uid | Missing doctor_id (uid)",
+               403: "Token does not allow acting for this doctor | Doctor does not own this patient | "
+                    "Doctor does not own this appointment",
+               404: "Patient not found | Appointment not found",
+               409: "Appointment already linked to a patient (another patient; the same one again answers 200)"},
+)
+@audited("appointment.link")
+def link_patient(appointment_id):
+    """Link one of the doctor's patients to one of their free appointments; the same patient again changes nothing."""
+    # The checks run in the documented order; the first that fails answers.
+    caller = current_caller()
+    patient_id = schemas.link_patient_request.load(json_object_body())["patient_id"]
+    appointment_id = path_id(appointment_id, "appointment_id")
+    doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
+    work = unit_of_work(caller, doctor_id, answer=_answered)
+    return _answered(services.link_existing_patient(work, doctor_id, appointment_id, patient_id))
+
+
+@bp.delete("/appointments/<appointment_id>/patient")
+@documented(
+    summary="Unlink the patient from one of the doctor's appointments, keeping the patient", tag="appointments",
+    query=schemas.DoctorQuery, headers=("X-Request-ID",),
+    responses={200: schemas.AppointmentSchema,
+               400: "Invalid path id or uid | Missing doctor_id (uid)",
+               403: "Token does not allow acting for this doctor | Doctor does not own this appointment",
+               404: "Appointment not found",
+               409: "Appointment is not linked to a patient"},
+)
+@audited("appointment.unlink")
+def unlink_patient(appointment_id):
+    """Free one of the doctor's appointments from its patient; the patient stays."""
+    caller = current_caller()
+    appointment_id = path_id(appointment_id, "appointment_id")
+    doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
+    work = unit_of_work(caller, doctor_id, answer=_answered)
+    return _answered(services.unlink_patient(work, doctor_id, appointment_id))
 
 
 @bp.get("/appointments/<appointment_id>")

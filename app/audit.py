@@ -13,6 +13,8 @@ from app.records import AuditContext, audit_entry
 from app.web import current_caller, database, doctor_and_query, page
 
 log = logging.getLogger("clinic.audit")
+# The ids a refused attempt may be recorded with, from its path or its body.
+TARGETS = ("appointment_id", "patient_id")
 bp = Blueprint("audit", __name__)
 
 
@@ -25,12 +27,12 @@ def audited(action):
             try:
                 return view(*args, **kwargs)
             except ValidationError:
-                _record_refusal(action, 400)
+                _record_refusal(action, 400, kwargs)
                 raise
             except Refusal as refusal:
                 # A refusal that keeps its writes (the documented 404) was audited with them.
                 if refusal.rolls_back and refusal.status < 500:
-                    _record_refusal(action, refusal.status)
+                    _record_refusal(action, refusal.status, kwargs)
                 raise
 
         return recorded
@@ -38,18 +40,20 @@ def audited(action):
     return wrap
 
 
-def _record_refusal(action, status):
-    """Store one audit record for a refused attempt by an authenticated caller."""
+def _record_refusal(action, status, path_ids):
+    """Store one audit record for a refused attempt by an authenticated caller, with the well-formed ids it named."""
     caller = g.get("caller")
     if caller is None:
         return  # no verified actor to attribute the attempt to (401)
     context = AuditContext(caller.subject, (request.args.get("uid") or "")[: schemas.UID_MAX], g.request_id)
     body = request.get_json(silent=True)
-    appointment_id = body.get("appointment_id") if isinstance(body, dict) else None
-    if not (isinstance(appointment_id, str) and schemas.OBJECT_ID.match(appointment_id)):
-        appointment_id = None
+    named = {name: body.get(name) for name in TARGETS} if isinstance(body, dict) else {}
+    named.update((name, value) for name, value in path_ids.items() if name in TARGETS)
+    # Ids only: anything else a refused body holds may be a patient's data.
+    targets = {name: value.lower() for name, value in named.items()
+               if isinstance(value, str) and schemas.OBJECT_ID.match(value)}
     try:
-        database().records().add_audit_entry(audit_entry(context, action, status, {"appointment_id": appointment_id}))
+        database().records().add_audit_entry(audit_entry(context, action, status, targets))
     except PyMongoError as error:
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)
 

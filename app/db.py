@@ -6,7 +6,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from app.exceptions import ReplicaSetRequired
-from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENTS, Records
+from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENT_VERSIONS, PATIENTS, Records
 from app.unit_of_work import DURABLE, UnitOfWork
 
 log = logging.getLogger("clinic.db")
@@ -16,6 +16,8 @@ INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
         pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
+        pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
+                           name="doctor_born_newest"),
     ],
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
@@ -23,6 +25,9 @@ INDEXES = {
     ],
     AUDIT: [
         pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),
+    ],
+    PATIENT_VERSIONS: [
+        pymongo.IndexModel([("patient_id", 1), ("version", -1)], name="patient_newest"),
     ],
     IDEMPOTENCY: [
         pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),

@@ -1,4 +1,5 @@
 """Refusals the service can give, each knowing its HTTP status and its documented message."""
+from app.etags import entity_tag
 
 
 class Refusal(Exception):
@@ -11,11 +12,14 @@ class Refusal(Exception):
     # A refusal undoes what the request wrote unless it says otherwise (the documented 404 keeps its patient).
     rolls_back = True
 
-    def __init__(self, message=None, *, details=None, data=None):
+    def __init__(self, message=None, *, details=None, data=None, headers=None):
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
         self.data = data
+        if headers:
+            # This refusal's own headers (the ETag of the patient a 404 keeps), besides its class's.
+            self.headers = {**self.headers, **headers}
 
 
 class InvalidRequest(Refusal):
@@ -58,6 +62,13 @@ class AppointmentNotFound(Refusal):
     # Documented: the patient created in step 1 is kept and returned in `data`.
     rolls_back = False
 
+    def __init__(self, patient):
+        # Shown through the same schema as a 201, so no internal field (version, times) can leak through `data`;
+        # the version goes out as the ETag, as on a 201. Imported here: the schemas import this module's refusals.
+        from app.schemas import patient_view
+
+        super().__init__(data=patient_view.dump(patient), headers={"ETag": entity_tag(patient["version"])})
+
 
 class NotAppointmentOwner(Refusal):
     status = 403
@@ -67,6 +78,11 @@ class NotAppointmentOwner(Refusal):
 class AppointmentAlreadyLinked(Refusal):
     status = 409
     message = "Appointment already linked to a patient"
+
+
+class AppointmentNotLinked(Refusal):
+    status = 409
+    message = "Appointment is not linked to a patient"
 
 
 class DatabaseUnavailable(Refusal):
@@ -120,3 +136,22 @@ class AnsweredBefore(Exception):
     def __init__(self, record):
         super().__init__("idempotency key already claimed")
         self.record = record
+
+
+class UnsupportedPatchType(Refusal):
+    status = 415
+    message = "Content-Type must be application/merge-patch+json or application/json"
+
+
+class IfMatchRequired(Refusal):
+    status = 428
+    message = "If-Match is required"
+
+
+class InvalidIfMatch(InvalidRequest):
+    message = 'If-Match must be one ETag of this patient, as GET returned it (e.g. "3"); * is not accepted'
+
+
+class PatientChanged(Refusal):
+    status = 412
+    message = "Patient was changed since that version"

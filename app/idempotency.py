@@ -14,6 +14,8 @@ from app.web import current_caller, database
 
 log = logging.getLogger("clinic.idempotency")
 KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
+# Headers that are part of the answer, stored and replayed with it.
+REPLAYED_HEADERS = ("Location", "ETag")
 
 
 def idempotent(view):
@@ -65,8 +67,7 @@ class KeyedRequest:
         """Store the answer to the unit of work's outcome in its own session, so both commit or neither."""
         response = make_response(current_app.handle_user_exception(outcome) if isinstance(outcome, Refusal)
                                  else self._shape(outcome))
-        if not IdempotencyStore(records.db, records.session).complete(
-                self._claim, response.status_code, response.get_json()):
+        if not IdempotencyStore(records.db, records.session).complete(self._claim, *_answer(response)):
             # Another run took the key over as abandoned: this run's work must not commit beside its.
             raise IdempotentRequestInProgress()
 
@@ -78,7 +79,7 @@ class KeyedRequest:
             if response.status_code >= 500:
                 self._store.release(self._claim)  # not an answer: the client may retry
             else:
-                self._store.complete(self._claim, response.status_code, response.get_json())
+                self._store.complete(self._claim, *_answer(response))
         except PyMongoError as error:
             # The key stays "running" until taken over as abandoned; the answer itself still goes out.
             log.error("idempotency key not settled (%s)", type(error).__name__)
@@ -90,8 +91,15 @@ class KeyedRequest:
         if record["state"] != "done":
             raise IdempotentRequestInProgress()
         response = make_response(jsonify(record["body"]), record["status"])
+        response.headers.update(record.get("headers") or {})
         response.headers["Idempotent-Replayed"] = "true"
         return response
+
+
+def _answer(response):
+    """Return what is stored of a response to replay it: status, body and the headers that belong to it."""
+    headers = {name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers}
+    return response.status_code, response.get_json(), headers
 
 
 def _fingerprint():

@@ -70,10 +70,10 @@ class IdempotencyStore:
         )
         return taken.modified_count == 1
 
-    def complete(self, claim, status, body):
+    def complete(self, claim, status, body, headers):
         """Store the answer of the request holding the claim; tell whether it still held it."""
-        done = self._keys.update_one(claim.is_ours(), {"$set": {"state": "done", "status": status, "body": body}},
-                                     session=self._session)
+        answer = {"state": "done", "status": status, "body": body, "headers": headers}
+        done = self._keys.update_one(claim.is_ours(), {"$set": answer}, session=self._session)
         return done.matched_count == 1
 
     def release(self, claim):

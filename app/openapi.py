@@ -8,6 +8,7 @@ from marshmallow import validate
 
 from app.api_docs import PageOf
 from app.errors import HTTP_MESSAGES
+from app.etags import ENTITY_TAG
 from app.exceptions import DatabaseUnavailable
 from app.schemas import (
     CONTROL_CHARACTERS, FREE_TEXT_CONTROL_CHARACTERS, BirthDate, ObjectIdString, Text, latest_birth_date,
@@ -45,12 +46,17 @@ SHARED_RESPONSES = {
 HEADER_SCHEMAS = {
     # What the service checks, less the spaces at either end that HTTP itself strips from a header value.
     "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
+    "If-Match": {"type": "string", "pattern": ENTITY_TAG.pattern.removesuffix("\\Z") + "$"},
 }
+REQUIRED_HEADERS = ("If-Match",)
 HEADER_DESCRIPTIONS = {
     "Idempotency-Key": "Makes a retry safe: a repeat of the same request with the same key (1 to 255 printable "
                        "ASCII characters) answers the first answer again instead of running twice",
     "X-Request-ID": "Your id for this request (1 to 128 of `A-Za-z0-9._:-`), echoed in the response; "
                     "otherwise one is made up",
+    "If-Match": "The patient's `ETag` as last read (e.g. `\"3\"`): the change is made only if the patient is still "
+                "at that version, otherwise 412 and nothing changes. Required (428 without it); `*`, a list of tags "
+                "or a weak tag answers 400",
 }
 
 
@@ -149,6 +155,16 @@ def _add_shared_components(spec):
         "description": "Responses may carry patient data: no browser or proxy may keep them",
         "schema": {"type": "string", "const": "no-store"},
     })
+    spec.components.header("Location", {
+        "description": "Where the record created is read (`/patients/<id>`, `/appointments/<id>`), replays included",
+        "required": True,
+        "schema": {"type": "string"},
+    })
+    spec.components.header("ETag", {
+        "description": "The patient's version, quoted (`\"3\"`): send it back as `If-Match` to change the patient",
+        "required": True,
+        "schema": {"type": "string", "pattern": ENTITY_TAG.pattern.removesuffix("\\Z") + "$"},
+    })
     spec.components.header("BearerChallenge", {
         "description": "`Bearer` when no token was sent, `Bearer error=\"invalid_token\"` when the token was refused",
         "required": True,
@@ -194,7 +210,8 @@ def _operation(converter, rule, operation, operation_id):
         media = {"schema": operation.body}
         if operation.example is not None:
             media["example"] = operation.example
-        document["requestBody"] = {"required": True, "content": {"application/json": media}}
+        content = {media_type: media for media_type in operation.body_types}
+        document["requestBody"] = {"required": True, "content": content}
     document["responses"] = _responses(operation)
     if not operation.public:
         document["security"] = [{"bearerAuth": []}]
@@ -213,7 +230,8 @@ def _parameters(converter, rule, operation):
     if operation.query is not None:
         parameters.extend(converter.schema2parameters(operation.query, location="query"))
     for header in operation.headers:
-        parameter = {"in": "header", "name": header, "required": False,
+        # If-Match is the one header a request cannot do without (428); the others are optional.
+        parameter = {"in": "header", "name": header, "required": header in REQUIRED_HEADERS,
                      "schema": HEADER_SCHEMAS.get(header, {"type": "string"})}
         if header in HEADER_DESCRIPTIONS:
             parameter["description"] = HEADER_DESCRIPTIONS[header]
@@ -224,6 +242,9 @@ def _parameters(converter, rule, operation):
 def _responses(operation):
     """Return the operation's responses, plus the failures every operation of its kind can answer."""
     responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()}
+    for status, headers in operation.response_headers.items():
+        for header in headers:
+            responses[str(status)]["headers"][header] = _ref("headers", header)
     # Any request can be malformed or too large before a route sees it, whatever the operation takes.
     shared = {"400": "BadRequest", "413": "PayloadTooLarge", "414": "UriTooLong", "431": "HeadersTooLarge",
               "500": "InternalError", "503": "DatabaseUnavailable"}
@@ -250,11 +271,14 @@ def _response(status, answer):
                 "next": {"type": ["string", "null"], "description": "Cursor of the next page; null on the last"},
             },
         })
-    return _success_response(HTTPStatus(int(status)).phrase, {
+    response = _success_response(HTTPStatus(int(status)).phrase, {
         "type": "object",
         "required": ["success", "data"],
         "properties": {"success": {"type": "boolean", "const": True}, "data": answer},
     })
+    if int(status) == 201:
+        response["headers"]["Location"] = _ref("headers", "Location")
+    return response
 
 
 def _success_response(description, schema):

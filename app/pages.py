@@ -36,3 +36,15 @@ def after_clause(field, cursor, descending):
     moment, document_id = decode_cursor(cursor)
     beyond = "$lt" if descending else "$gt"
     return {"$or": [{field: {beyond: moment}}, {field: moment, "_id": {beyond: document_id}}]}
+
+
+def encode_version_cursor(version, record_id):
+    """Return the cursor that resumes a record's history below this version, in the same shape as the others."""
+    return f"{version}_{record_id}"
+
+
+def decode_version_cursor(cursor):
+    """Return the version a history cursor resumes below, refusing anything not shaped like ours."""
+    if not CURSOR.match(cursor):
+        raise InvalidRequest("Invalid cursor", details={"after": ["Not a cursor this service issued."]})
+    return int(cursor.split("_")[0])

@@ -5,11 +5,14 @@ from app import schemas, services
 from app.api_docs import PageOf, documented
 from app.audit import audited
 from app.auth import acting_doctor
+from app.etags import entity_tag
 from app.exceptions import MissingAppointmentId, MissingPatientNames
 from app.idempotency import idempotent
 from app.web import (
-    current_caller, database, doctor_and_query, is_blank, json_object_body, page, path_id, success, unit_of_work,
+    created, current_caller, database, doctor_and_query, expected_version, is_blank, json_object_body,
+    merge_patch_body, page, path_id, success, unit_of_work,
 )
+from app.pages import decode_version_cursor
 
 bp = Blueprint("patients", __name__)
 
@@ -32,6 +35,7 @@ ADD_AND_LINK_EXAMPLE = {
     summary="Create a patient and link it to an existing appointment", tag="patients",
     query=schemas.DoctorQuery, body=schemas.AddAndLinkSchema, example=ADD_AND_LINK_EXAMPLE,
     headers=("Idempotency-Key", "X-Request-ID"),
+    response_headers={201: ("ETag",), 404: ("ETag",)},
     responses={
         201: schemas.PatientSchema,
         400: "Missing appointment_id | Missing doctor_id (uid) | "
@@ -61,33 +65,93 @@ def add_and_link():
 
 
 def _created(patient):
-    """Answer 201 with the stored patient."""
-    return success(schemas.patient_view.dump(patient), 201)
+    """Answer 201 with the stored patient, where to read it and its version."""
+    response, status = created(schemas.patient_view.dump(patient), f"/patients/{patient['_id']}")
+    response.headers["ETag"] = entity_tag(patient["version"])
+    return response, status
+
+
+def _as_it_stands(patient):
+    """Answer 200 with the patient and its version as its ETag."""
+    response, status = success(schemas.patient_view.dump(patient))
+    response.headers["ETag"] = entity_tag(patient["version"])
+    return response, status
 
 
 @bp.get("/patients/<patient_id:patient_id>")
 @documented(
     summary="Read one of the doctor's patients", tag="patients", query=schemas.DoctorQuery,
+    response_headers={200: ("ETag",)},
     responses={200: schemas.PatientSchema, 400: "Invalid id or missing uid",
                403: "Doctor does not own this patient", 404: "Patient not found"},
 )
 def read_patient(patient_id):
-    """Return one of the doctor's patients."""
+    """Return one of the doctor's patients, with its version as its ETag."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
     patient = services.patient_of(database().records(), doctor_id, path_id(patient_id, "patient_id"))
-    return success(schemas.patient_view.dump(patient))
+    return _as_it_stands(patient)
+
+
+# No Idempotency-Key here: the If-Match already makes a retry safe (once applied, a retry answers 412).
+@bp.patch("/patients/<patient_id:patient_id>")
+@documented(
+    summary="Correct one of the doctor's patients with a JSON Merge Patch, at the version read (If-Match)",
+    tag="patients", query=schemas.DoctorQuery, body=schemas.PatientPatchSchema,
+    body_types=("application/merge-patch+json", "application/json"),
+    example={"contact": {"phone": "+1234567899"}, "medicalHistory": None},
+    headers=("If-Match", "X-Request-ID"), response_headers={200: ("ETag",)},
+    responses={
+        200: schemas.PatientSchema,
+        400: "Invalid id or missing uid | If-Match must be one ETag of this patient | Request body must be a JSON "
+             "object | invalid fields (see details): unknown, `_id`, `doctor_id`, a name removed or blank",
+        403: "Token does not allow acting for this doctor | Doctor does not own this patient",
+        404: "Patient not found",
+        412: "Patient was changed since that version (nothing changed; read it again for the current ETag)",
+        415: "Content-Type must be application/merge-patch+json or application/json",
+        428: "If-Match is required",
+    },
+)
+@audited("patient.update")
+def correct_patient(patient_id):
+    """Apply a merge patch to one of the doctor's patients if it is still at the version the caller read."""
+    # The checks run in the documented order; the first that fails answers.
+    caller = current_caller()
+    doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
+    patient_id = path_id(patient_id, "patient_id")
+    version = expected_version()
+    patch = schemas.check_patient_patch(merge_patch_body())
+    work = unit_of_work(caller, doctor_id, answer=_as_it_stands)
+    return _as_it_stands(services.correct_patient_record(work, doctor_id, patient_id, version, patch))
+
+
+@bp.get("/patients/<patient_id:patient_id>/history")
+@documented(
+    summary="List every version of one of the doctor's patients, newest first", tag="patients",
+    query=schemas.PageQuery,
+    responses={200: PageOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor",
+               403: "Token does not allow acting for this doctor | Doctor does not own this patient",
+               404: "Patient not found"},
+)
+def patient_history(patient_id):
+    """Return one page of a patient's versions, newest first, each the whole record as it was."""
+    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
+    patient_id = path_id(patient_id, "patient_id")
+    before = decode_version_cursor(query["after"]) if query.get("after") else None
+    items, next_cursor = services.patient_history(database().records(), doctor_id, patient_id, query["limit"], before)
+    return page(schemas.patient_version_view.dump(items, many=True), next_cursor)
 
 
 @bp.get("/patients")
 @documented(
-    summary="List the doctor's patients, newest first, optionally by name prefix", tag="patients",
+    summary="List the doctor's patients, newest first, optionally by name prefix and date of birth", tag="patients",
     query=schemas.PatientListQuery,
     responses={200: PageOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor",
                403: "Token does not allow acting for this doctor"},
 )
 def list_patients():
-    """Return one page of the doctor's patients, newest first, matching q at the start of a name."""
+    """Return one page of the doctor's patients, newest first, matching q at the start of a name and dateOfBirth."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.patient_list_query)
     items, next_cursor = database().records().list_patients(
-        doctor_id, query["limit"], after=query.get("after"), name_prefix=query.get("q"))
+        doctor_id, query["limit"], after=query.get("after"), name_prefix=query.get("q"),
+        born_on=query.get("dateOfBirth"))
     return page(schemas.patient_view.dump(items, many=True), next_cursor)

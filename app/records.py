@@ -5,15 +5,22 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
-from app.pages import after_clause, encode_cursor
+from app.pages import after_clause, encode_cursor, encode_version_cursor
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
 AUDIT = "audit"
 IDEMPOTENCY = "idempotency_keys"
+# The versions of each patient before its current one; the current version lives on the patient itself.
+PATIENT_VERSIONS = "patient_versions"
+FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# The outcome an audit record gives a change answered 200 (a refusal's is its own status).
+OUTCOME_OK = 200
 # Kept for queries, never shown: the creation time (newest first) and lower-cased names (search).
-INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", "name_keys")
+# Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
+VERSION_FIELDS = ("version", "updated_at", "updated_by")
+INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", "name_keys", *VERSION_FIELDS)
 
 
 def object_id(hex_id):
@@ -26,6 +33,28 @@ def public_patient(stored):
     patient = {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"]}
     patient.update((k, v) for k, v in stored.items() if k not in INTERNAL_PATIENT_FIELDS)
     return patient
+
+
+def patient_record(stored):
+    """Shape a stored patient for the service steps: as callers see it, plus its version, time and actor."""
+    # Patients stored before versions existed are at their first version, last changed when created.
+    return {**public_patient(stored), "version": stored.get("version", FIRST_VERSION),
+            "updated_at": stored.get("updated_at", stored.get("created_at")), "updated_by": stored.get("updated_by")}
+
+
+def own_fields(patient):
+    """Return the fields a caller gave a patient (names, birth date, ...), without ids and version."""
+    return {name: value for name, value in patient.items() if name not in INTERNAL_PATIENT_FIELDS}
+
+
+def name_keys(fields):
+    """Return the lower-cased names a name search matches the start of."""
+    return [fields["firstName"].lower(), fields["lastName"].lower()]
+
+
+def version_entry(patient_id, doctor_id, fields, version, at, actor):
+    """Shape one version of a patient as the history shows it: the whole record then, its version, time and actor."""
+    return {"_id": str(patient_id), "doctor_id": doctor_id, **fields, "version": version, "at": at, "actor": actor}
 
 
 def public_appointment(stored):
@@ -46,9 +75,9 @@ class AuditContext:
     request_id: str
 
 
-def audit_entry(context, action, outcome, targets):
-    """Build one audit record: ids and outcome only, never a patient's field values."""
-    return {
+def audit_entry(context, action, outcome, targets, changed=None):
+    """Build one audit record: ids, outcome and changed field names only, never a patient's field values."""
+    entry = {
         "_id": ObjectId(),
         "at": now(),
         "actor": context.actor,
@@ -58,6 +87,9 @@ def audit_entry(context, action, outcome, targets):
         "outcome": outcome,
         "request_id": context.request_id,
     }
+    if changed is not None:
+        entry["fields"] = list(changed)
+    return entry
 
 
 def public_audit(stored):
@@ -77,6 +109,7 @@ class Records:
         # What this unit of work inserted and linked, so a rollback without transactions can undo it.
         self.inserted = []
         self.linked = []
+        self.unlinked = []
 
     @property
     def db(self):
@@ -95,22 +128,74 @@ class Records:
         return document
 
     def add_patient(self, doctor_id, fields):
-        """Store a new patient of this doctor and return it as callers see it."""
-        names = [fields["firstName"].lower(), fields["lastName"].lower()]
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": now(), "name_keys": names}
-        return public_patient(self._insert(PATIENTS, document))
+        """Store a new patient of this doctor at its first version and return it."""
+        moment = now()
+        # The current version lives on the patient itself, so creating one costs no command beyond its insert.
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": moment,
+                    "name_keys": name_keys(fields), "version": FIRST_VERSION, "updated_at": moment,
+                    "updated_by": self._actor()}
+        return patient_record(self._insert(PATIENTS, document))
 
     def find_patient(self, patient_id):
-        """Return the patient with this id, or None."""
+        """Return the patient with this id, with its version, or None."""
         stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
-        return None if stored is None else public_patient(stored)
+        return None if stored is None else patient_record(stored)
 
-    def list_patients(self, doctor_id, limit, after=None, name_prefix=None):
+    def correct_patient(self, patient, fields):
+        """Replace the patient's own fields if it is still at the version read, keeping that version in its history.
+
+        Return the patient at its new version, or None when another change came first (nothing is kept then).
+        """
+        patient_id = object_id(patient["_id"])
+        version = patient["version"]
+        # The version being replaced goes to the history first: on a rollback without transactions, undo() can
+        # delete an insert, not restore an update.
+        self._insert(PATIENT_VERSIONS, {
+            "_id": ObjectId(), "patient_id": patient_id, "doctor_id": patient["doctor_id"], "version": version,
+            "at": patient["updated_at"], "actor": patient["updated_by"], "patient": own_fields(patient)})
+        moment, actor = now(), self._actor()
+        removed = {name: "" for name in own_fields(patient) if name not in fields}
+        update = {"$set": {**fields, "name_keys": name_keys(fields), "version": version + 1,
+                           "updated_at": moment, "updated_by": actor}}
+        if removed:
+            update["$unset"] = removed
+        # Setting version + 1 under a filter on the version read, rather than $inc, also moves a patient stored
+        # before versions existed (no field, read as the first) on to the second.
+        read = version if version != FIRST_VERSION else {"$in": [FIRST_VERSION, None]}
+        result = self._db[PATIENTS].update_one(
+            {"_id": patient_id, "doctor_id": patient["doctor_id"], "version": read}, update, session=self._session)
+        if result.matched_count != 1:
+            return None
+        return {"_id": patient["_id"], "doctor_id": patient["doctor_id"], **fields, "version": version + 1,
+                "updated_at": moment, "updated_by": actor}
+
+    def patient_history(self, patient, limit, before=None):
+        """Return one page of the patient's versions, newest first (the current one first), and the next cursor."""
+        current = version_entry(patient["_id"], patient["doctor_id"], own_fields(patient), patient["version"],
+                                patient["updated_at"], patient["updated_by"])
+        entries = [current] if before is None or before > patient["version"] else []
+        below = patient["version"] if before is None else min(before, patient["version"])
+        # doctor_id in the filter too: a history is never read across doctors, even with a patient id in hand.
+        cursor = self._db[PATIENT_VERSIONS].find(
+            {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], "version": {"$lt": below}},
+            session=self._session)
+        kept = cursor.sort([("version", -1)]).limit(limit + 1 - len(entries))
+        entries.extend(version_entry(stored["patient_id"], stored["doctor_id"], stored["patient"], stored["version"],
+                                     stored["at"], stored["actor"]) for stored in kept)
+        next_cursor = None
+        if len(entries) > limit:
+            entries = entries[:limit]
+            next_cursor = encode_version_cursor(entries[-1]["version"], patient["_id"])
+        return entries, next_cursor
+
+    def list_patients(self, doctor_id, limit, after=None, name_prefix=None, born_on=None):
         """Return one page of the doctor's patients, newest first, and the cursor of the next page."""
         query = {"doctor_id": doctor_id}
         if name_prefix:
             # An anchored prefix on lower-cased keys: served by the index, case-insensitive.
             query["name_keys"] = {"$regex": "^" + re.escape(name_prefix.lower())}
+        if born_on:
+            query["dateOfBirth"] = born_on
         return self._page(PATIENTS, query, "created_at", limit, after, descending=True, shape=public_patient)
 
     def add_appointment(self, doctor_id, fields):
@@ -156,14 +241,29 @@ class Records:
             self.linked.append((object_id(appointment_id), object_id(patient_id)))
         return result.matched_count == 1
 
+    def unlink_patient(self, appointment_id, doctor_id, patient_id):
+        """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
+        result = self._db[APPOINTMENTS].update_one(
+            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
+            {"$set": {"patient_id": None}},
+            session=self._session,
+        )
+        if result.matched_count == 1:
+            self.unlinked.append((object_id(appointment_id), object_id(patient_id)))
+        return result.matched_count == 1
+
     def audit(self, *events):
-        """Record (action, outcome, targets) events of this unit of work in the audit trail, in one command."""
+        """Record (action, outcome, targets[, changed field names]) events of this unit of work, in one command."""
         if self._audit_context is None or not events:
             return
-        entries = [audit_entry(self._audit_context, action, outcome, targets) for action, outcome, targets in events]
+        entries = [audit_entry(self._audit_context, *event) for event in events]
         # One insert for all of a request's records: every command is a round trip inside the transaction.
         self._db[AUDIT].insert_many(entries, session=self._session)
         self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
+
+    def _actor(self):
+        """Return who acts in this unit of work, or None outside a request."""
+        return None if self._audit_context is None else self._audit_context.actor
 
     def add_audit_entry(self, entry):
         """Store an audit record built elsewhere (a refusal known only after the unit of work)."""
@@ -174,12 +274,17 @@ class Records:
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
 
     def undo(self):
-        """Free the appointments this unit of work linked, then delete what it inserted, newest first."""
+        """Free the appointments this unit of work linked, relink those it freed, then delete its inserts."""
         for appointment_id, patient_id in self.linked:
             # Only while still linked to our patient: never free an appointment someone else has since taken.
             self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": patient_id},
                                               {"$set": {"patient_id": None}}, session=self._session)
         self.linked.clear()
+        for appointment_id, patient_id in self.unlinked:
+            # Only while still free: never take back an appointment someone else has linked since.
+            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": None},
+                                              {"$set": {"patient_id": patient_id}}, session=self._session)
+        self.unlinked.clear()
         for collection, document_id in reversed(self.inserted):
             self._db[collection].delete_one({"_id": document_id}, session=self._session)
         self.inserted.clear()

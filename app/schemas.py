@@ -1,4 +1,5 @@
 """Marshmallow schemas: what a request may carry, and how a result is shown."""
+import copy
 import datetime
 import re
 
@@ -146,6 +147,71 @@ class PatientSchema(StrictSchema):
     contact = fields.Nested(ContactSchema)
 
 
+class PatientVersionSchema(PatientSchema):
+    """One version of a patient in its history: the whole record as it was, its version, when and by whom."""
+
+    version = fields.Integer(dump_only=True)
+    at = UtcDateTime(dump_only=True)
+    actor = fields.String(dump_only=True, allow_none=True)
+
+
+def merge_patch_errors(patch, schema):
+    """Return, by field, what a JSON Merge Patch of this schema's record may not do; empty when it may be applied.
+
+    What it sets must pass the field's own rules, what it removes (null) must be optional, and a name the schema
+    does not take (an unknown field, `_id`, `doctor_id`) is refused as add_and_link refuses it.
+    """
+    taken = {field.data_key or name: field for name, field in schema.load_fields.items()}
+    errors = {}
+    for key, value in patch.items():
+        field = taken.get(key)
+        if field is None:
+            errors[key] = ["Unknown field."]
+        elif value is None:
+            if field.required:
+                errors[key] = ["May not be removed."]
+        elif isinstance(field, fields.Nested) and isinstance(value, dict):
+            # A nested object merges into the stored one: its members are checked one by one, nulls included.
+            nested = merge_patch_errors(value, field.schema)
+            if nested:
+                errors[key] = nested
+        else:
+            try:
+                field.deserialize(value, key, patch)
+            except ValidationError as error:
+                errors[key] = error.messages
+    return errors
+
+
+def merge_patch_schema(schema_class):
+    """Return a schema class stating what a merge patch of schema_class may hold: nothing required, optionals null."""
+    # Built from the same fields, for the document only: check_patient_patch is what a request is held to.
+    declared = {}
+    for name, field in schema_class._declared_fields.items():
+        if field.dump_only:
+            continue
+        patched = copy.copy(field)
+        patched.required = False
+        patched.allow_none = not field.required
+        if isinstance(field, fields.Nested):
+            patched.nested = merge_patch_schema(field.nested)
+            patched._schema = None
+        declared[name] = patched
+    return type(schema_class.__name__.removesuffix("Schema") + "PatchSchema", (StrictSchema,),
+                {**declared, "__doc__": f"A JSON Merge Patch of {schema_class.__name__.removesuffix('Schema')}."})
+
+
+def check_patient_patch(patch):
+    """Refuse (400, by field) a merge patch of a patient before any record is read."""
+    errors = merge_patch_errors(patch, patient_view)
+    if errors:
+        raise ValidationError(errors)
+    return patch
+
+
+PatientPatchSchema = merge_patch_schema(PatientSchema)
+
+
 class AddAndLinkSchema(PatientSchema):
     """The body of POST /patients/add_and_link: a patient plus the appointment to link it to."""
 
@@ -160,6 +226,12 @@ class AppointmentSchema(StrictSchema):
     patient_id = fields.String(dump_only=True, allow_none=True)
     date = UtcDateTime(required=True)
     reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX))
+
+
+class LinkPatientSchema(StrictSchema):
+    """The body of PUT /appointments/<id>/patient: the doctor's existing patient to link."""
+
+    patient_id = ObjectIdString(required=True)
 
 
 class DoctorQuery(StrictSchema):
@@ -183,6 +255,7 @@ class AppointmentListQuery(PageQuery):
 
 class PatientListQuery(PageQuery):
     q = Text(validate=validate.Length(min=1, max=NAME_MAX))
+    dateOfBirth = BirthDate()
 
 
 class AuditTargetsSchema(StrictSchema):
@@ -199,6 +272,8 @@ class AuditRecordSchema(StrictSchema):
     doctor_id = fields.String(dump_only=True)
     action = fields.String(dump_only=True)
     targets = fields.Nested(AuditTargetsSchema, dump_only=True)
+    # Names only, e.g. `contact.phone`, and only on a change: never the values.
+    changed = fields.List(fields.String(), attribute="fields", data_key="fields", dump_only=True)
     outcome = fields.Integer(dump_only=True)
     request_id = fields.String(dump_only=True)
 
@@ -211,8 +286,12 @@ class ProbeSchema(Schema):
 
 add_and_link_request = AddAndLinkSchema()
 patient_view = PatientSchema()
+# Checks a corrected patient (the stored record with a merge patch applied) by the rules add_and_link applies.
+patient_fields = PatientSchema()
+patient_version_view = PatientVersionSchema()
 appointment_request = AppointmentSchema()
 appointment_view = AppointmentSchema()
+link_patient_request = LinkPatientSchema()
 doctor_query = DoctorQuery()
 appointment_list_query = AppointmentListQuery()
 patient_list_query = PatientListQuery()

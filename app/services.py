@@ -2,11 +2,15 @@
 from app.exceptions import (
     AppointmentAlreadyLinked,
     AppointmentNotFound,
+    AppointmentNotLinked,
     NoSuchAppointment,
     NoSuchPatient,
     NotAppointmentOwner,
     NotPatientOwner,
+    PatientChanged,
 )
+from app.records import OUTCOME_OK, own_fields
+from app.schemas import patient_fields
 
 CREATED = 201
 
@@ -21,7 +25,7 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
             # Documented: the patient is kept and handed back, so the caller can link it later.
             records.audit(("patient.create", AppointmentNotFound.status,
                            {"patient_id": patient["_id"], "appointment_id": appointment_id}))
-            raise AppointmentNotFound(data=patient)
+            raise AppointmentNotFound(patient)
         if appointment.get("doctor_id") != doctor_id:
             raise NotAppointmentOwner()
         if appointment.get("patient_id") is not None:
@@ -36,6 +40,46 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
     return uow.run(steps)
 
 
+def link_existing_patient(uow, doctor_id, appointment_id, patient_id):
+    """Link the doctor's existing patient to their free appointment, in the documented order; again, change nothing."""
+
+    def steps(records):
+        # Documented order: the patient first, then the appointment.
+        patient_of(records, doctor_id, patient_id)
+        appointment = appointment_of(records, doctor_id, appointment_id)
+        if appointment.get("patient_id") == patient_id:
+            return appointment  # already so: a repeated link writes nothing, not even an audit record
+        if appointment.get("patient_id") is not None:
+            raise AppointmentAlreadyLinked()
+        if not records.link_patient(appointment_id, doctor_id, patient_id):
+            # Free when read, taken before our update: unless by this same link, another request won the race.
+            appointment = appointment_of(records, doctor_id, appointment_id)
+            if appointment.get("patient_id") == patient_id:
+                return appointment
+            raise AppointmentAlreadyLinked()
+        records.audit(("appointment.link", OUTCOME_OK, {"appointment_id": appointment_id, "patient_id": patient_id}))
+        return {**appointment, "patient_id": patient_id}
+
+    return uow.run(steps)
+
+
+def unlink_patient(uow, doctor_id, appointment_id):
+    """Free the doctor's appointment from its patient, keeping the patient."""
+
+    def steps(records):
+        appointment = appointment_of(records, doctor_id, appointment_id)
+        patient_id = appointment.get("patient_id")
+        if patient_id is None:
+            raise AppointmentNotLinked()
+        if not records.unlink_patient(appointment_id, doctor_id, patient_id):
+            # Linked when read, changed before our update: another request freed it first.
+            raise AppointmentNotLinked()
+        records.audit(("appointment.unlink", OUTCOME_OK, {"appointment_id": appointment_id, "patient_id": patient_id}))
+        return {**appointment, "patient_id": None}
+
+    return uow.run(steps)
+
+
 def schedule_appointment(uow, doctor_id, fields):
     """Create an appointment for this doctor, without a patient."""
 
@@ -45,6 +89,61 @@ def schedule_appointment(uow, doctor_id, fields):
         return appointment
 
     return uow.run(steps)
+
+
+def correct_patient_record(uow, doctor_id, patient_id, expected_version, patch):
+    """Apply a merge patch to the doctor's patient if still at the version the caller read; return it as it stands."""
+    # A patch that changes nothing writes nothing and keeps the version.
+
+    def steps(records):
+        patient = patient_of(records, doctor_id, patient_id)
+        if patient["version"] != expected_version:
+            raise PatientChanged()
+        before = own_fields(patient)
+        # The corrected record is checked whole, by the rules add_and_link applies, so the two cannot drift apart.
+        after = patient_fields.load(merge_patch(before, patch))
+        changed = changed_fields(before, after)
+        if not changed:
+            return patient
+        corrected = records.correct_patient(patient, after)
+        if corrected is None:
+            # At this version when read, changed before our update: another correction won the race.
+            raise PatientChanged()
+        records.audit(("patient.update", OUTCOME_OK, {"patient_id": patient_id}, changed))
+        return corrected
+
+    return uow.run(steps)
+
+
+def patient_history(records, doctor_id, patient_id, limit, before=None):
+    """Return one page of the doctor's patient's versions, newest first, and the cursor of the next page."""
+    patient = patient_of(records, doctor_id, patient_id)
+    return records.patient_history(patient, limit, before)
+
+
+def merge_patch(target, patch):
+    """Return target with a JSON Merge Patch applied (RFC 7396): objects merge, null removes, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for name, value in patch.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = merge_patch(merged.get(name), value)
+    return merged
+
+
+def changed_fields(before, after, prefix=""):
+    """Return the names (`lastName`, `contact.phone`) of the fields whose values differ, sorted; never the values."""
+    changed = []
+    for name in sorted(set(before) | set(after)):
+        old, new = before.get(name), after.get(name)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed.extend(changed_fields(old, new, f"{prefix}{name}."))
+        elif old != new or (name in before) != (name in after):
+            changed.append(prefix + name)
+    return changed
 
 
 def appointment_of(records, doctor_id, appointment_id):

@@ -4,7 +4,8 @@ from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
 from app.auth import acting_doctor
-from app.exceptions import InvalidRequest
+from app.etags import version_in
+from app.exceptions import IfMatchRequired, InvalidIfMatch, InvalidRequest, UnsupportedPatchType
 from app.records import AuditContext
 from app.schemas import OBJECT_ID
 
@@ -66,6 +67,28 @@ def json_object_body():
     return body
 
 
+MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
+
+
+def merge_patch_body():
+    """Return a JSON Merge Patch body as a dict, refusing other media types (415) and anything but a JSON object."""
+    # request.is_json would also take any other `application/*+json`: a merge patch is only these two.
+    if request.mimetype not in MERGE_PATCH_TYPES:
+        raise UnsupportedPatchType()
+    return json_object_body()
+
+
+def expected_version():
+    """Return the version the request's If-Match names, refusing none (428) and `*`, a list or a weak tag (400)."""
+    if_match = request.headers.get("If-Match")
+    if if_match is None:
+        raise IfMatchRequired()
+    version = version_in(if_match)
+    if version is None:
+        raise InvalidIfMatch()
+    return version
+
+
 def doctor_and_query(caller, schema):
     """Return the doctor this request acts for (400/403 first) and its validated query parameters."""
     doctor_id = acting_doctor(caller, request.args.get("uid"))
@@ -87,6 +110,13 @@ def is_blank(value):
 def success(data, status=200):
     """Build a success response in the envelope."""
     return jsonify({"success": True, "data": data}), status
+
+
+def created(data, location):
+    """Build a 201 response in the envelope, with the Location where the created record is read."""
+    response, status = success(data, 201)
+    response.headers["Location"] = location
+    return response, status
 
 
 def page(items, next_cursor):

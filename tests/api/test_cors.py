@@ -32,6 +32,31 @@ def test_an_allowed_origin_gets_itself_back_and_the_needed_headers(cors_client):
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
 
 
+@pytest.mark.parametrize("method,path", [
+    ("PUT", "/appointments/65f8a1b2c3d4e5f6789012ef/patient?uid=doctor_a"),
+    ("DELETE", "/appointments/65f8a1b2c3d4e5f6789012ef/patient?uid=doctor_a"),
+    ("PATCH", "/patients/65f8a1b2c3d4e5f6789012cd?uid=doctor_a"),
+])
+def test_an_allowed_origin_may_put_patch_and_delete_with_if_match(cors_client, method, path):
+    response = cors_client.options(path, headers={
+        "Origin": FRONTEND,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "Authorization, Content-Type, If-Match",
+    })
+
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert method in {m.strip() for m in response.headers["Access-Control-Allow-Methods"].split(",")}
+    allowed = {h.strip().lower() for h in response.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"authorization", "content-type", "if-match"} <= allowed
+
+
+def test_an_allowed_origin_can_read_the_etag_and_location_of_an_answer(cors_client):
+    response = cors_client.get("/healthz", headers={"Origin": FRONTEND})
+
+    exposed = {h.strip() for h in response.headers["Access-Control-Expose-Headers"].split(",")}
+    assert {"X-Request-ID", "Idempotent-Replayed", "ETag", "Location"} <= exposed
+
+
 def test_another_origin_gets_no_allow_origin(cors_client):
     response = preflight(cors_client, "https://evil.example")
 

@@ -176,9 +176,9 @@ def test_the_answer_is_stored_with_the_work_not_after_it(app, client, db, add_ap
     real_complete = IdempotencyStore.complete
     sessions = []
 
-    def complete(store, claim, status, body):
+    def complete(store, claim, status, body, headers):
         sessions.append(store._session is not None)
-        return real_complete(store, claim, status, body)
+        return real_complete(store, claim, status, body, headers)
 
     monkeypatch.setattr(IdempotencyStore, "complete", complete)
     response = link(client, appointment_id, "atomic")

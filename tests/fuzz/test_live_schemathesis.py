@@ -12,9 +12,11 @@ from tests.live import LiveService
 DOCTOR = "doctor_a"
 SCHEMATHESIS = os.path.join(os.path.dirname(sys.executable), "schemathesis")
 # Four in five requests act for the token's doctor, so the fuzzer gets past the 403 to the records; the
-# rest keep a generated uid. Two answers the checks' default lists leave out are the documented ones: an
-# Idempotency-Key reused with another body is refused with 422 (no document can say which keys were used),
-# and a schema-violating request refused with 413, 414 or 431 before any route sees it is refused all the same.
+# rest keep a generated uid. Answers the checks' default lists leave out are documented ones: an
+# Idempotency-Key reused with another body is refused with 422 (no document can say which keys were used), a
+# well-formed If-Match of another version than the patient's is refused with 412 (nor can it say which version
+# is current), and a schema-violating request refused with 413, 414 or 431 before any route sees it is refused
+# all the same.
 CONFIG = f"""
 [dictionaries.doctor]
 values = ["{DOCTOR}"]
@@ -23,7 +25,7 @@ values = ["{DOCTOR}"]
 "query.uid" = {{ dictionary = "doctor", probability = 0.8 }}
 
 [checks.positive_data_acceptance]
-expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+expected-statuses = ["2xx", "3xx", "401", "403", "404", "409", "412", "422", "429", "5xx"]
 
 [checks.negative_data_rejection]
 expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414", "415", "422", "428", "429",

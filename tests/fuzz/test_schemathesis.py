@@ -25,12 +25,21 @@ schema = schemathesis.openapi.from_wsgi("/openapi.json", APP)
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
-def free_appointment():
-    """Insert a free appointment of the doctor straight into the database and return its id."""
+def free_appointment(patient_id=None):
+    """Insert an appointment of the doctor into the database, free unless given a patient, and return its id."""
     appointment_id = ObjectId()
-    DB.appointments.insert_one({"_id": appointment_id, "doctor_id": DOCTOR, "patient_id": None,
+    DB.appointments.insert_one({"_id": appointment_id, "doctor_id": DOCTOR,
+                                "patient_id": None if patient_id is None else ObjectId(patient_id),
                                 "date": datetime.datetime(2026, 12, 1, 9, tzinfo=datetime.timezone.utc)})
     return str(appointment_id)
+
+
+def own_patient():
+    """Insert a patient of the doctor straight into the database and return its id."""
+    patient_id = ObjectId()
+    DB.patients.insert_one({"_id": patient_id, "doctor_id": DOCTOR, "firstName": "Jane", "lastName": "Smith",
+                            "created_at": datetime.datetime.now(datetime.timezone.utc), "name_keys": ["jane", "smith"]})
+    return str(patient_id)
 
 
 def steer_towards_real_records(case):
@@ -52,10 +61,21 @@ def steer_towards_real_records(case):
         case.body = {**case.body, "appointment_id": free_appointment()}
     elif operation.path == "/appointments/{appointment_id}" and case.path_parameters:
         case.path_parameters = {**case.path_parameters, "appointment_id": free_appointment()}
-    elif operation.path == "/patients/{patient_id}" and case.path_parameters:
+    elif operation.path == "/appointments/{appointment_id}/patient" and case.path_parameters:
+        # PUT links one of the doctor's patients to a free appointment; DELETE frees a linked one.
+        patient_id = own_patient()
+        linked = operation.method.upper() == "DELETE"
+        case.path_parameters = {**case.path_parameters,
+                                "appointment_id": free_appointment(patient_id if linked else None)}
+        if isinstance(case.body, dict) and "patient_id" in case.body:
+            case.body = {**case.body, "patient_id": patient_id}
+    elif operation.path in ("/patients/{patient_id}", "/patients/{patient_id}/history") and case.path_parameters:
         patient = DB.patients.find_one({"doctor_id": DOCTOR})
         if patient is not None:
             case.path_parameters = {**case.path_parameters, "patient_id": str(patient["_id"])}
+            if operation.method.upper() == "PATCH":
+                # The current ETag, so a PATCH reaches its body checks and its write rather than stopping at 412.
+                case.headers = {**(case.headers or {}), "If-Match": f'"{patient.get("version", 1)}"'}
 
 
 @schema.parametrize()

@@ -19,7 +19,7 @@ class FakeRecords:
 
     def add_patient(self, doctor_id, fields):
         self.calls.append("add_patient")
-        patient = {"_id": f"{len(self.patients) + 1:024x}", "doctor_id": doctor_id, **fields}
+        patient = {"_id": f"{len(self.patients) + 1:024x}", "doctor_id": doctor_id, **fields, "version": 1}
         self.patients[patient["_id"]] = patient
         return patient
 
@@ -114,3 +114,20 @@ def test_a_lost_race_at_the_link_is_refused_as_already_linked():
 
     assert refused.value.status == 409
     assert uow.records.patients == {}
+
+
+def test_a_merge_patch_merges_objects_removes_nulls_and_replaces_the_rest():
+    stored = {"firstName": "Jane", "address": {"city": "Boston", "state": "MA"}, "medicalHistory": "none"}
+    patch = {"address": {"city": None, "zipCode": "02101"}, "medicalHistory": None, "lastName": "Smyth"}
+
+    assert services.merge_patch(stored, patch) == {
+        "firstName": "Jane", "address": {"state": "MA", "zipCode": "02101"}, "lastName": "Smyth"}
+    assert stored["address"] == {"city": "Boston", "state": "MA"}  # the stored record is left as it was
+
+
+def test_changed_fields_names_nested_fields_and_never_values():
+    before = {"firstName": "Jane", "contact": {"phone": "+1", "email": "a@b.c"}, "medicalHistory": "x"}
+    after = {"firstName": "Jane", "contact": {"phone": "+2", "email": "a@b.c"}, "lastName": "S"}
+
+    assert services.changed_fields(before, after) == ["contact.phone", "lastName", "medicalHistory"]
+    assert services.changed_fields(before, before) == []
