@@ -34,12 +34,15 @@ def _flag(name):
     raise ConfigError(f"{name} must be 1 or 0, got {raw!r}")
 
 
-def _is_rsa_public_pem(pem):
-    """Tell whether pem is an RSA public key in PEM form."""
+def rsa_public_key(pem):
+    """Load JWT_PUBLIC_KEY, refusing one that is not an RSA public key in PEM form."""
     try:
-        return isinstance(serialization.load_pem_public_key(pem.encode()), rsa.RSAPublicKey)
+        key = serialization.load_pem_public_key(pem.encode())
     except (ValueError, UnsupportedAlgorithm):
-        return False
+        key = None
+    if not isinstance(key, rsa.RSAPublicKey):
+        raise ConfigError("JWT_PUBLIC_KEY must be an RSA public key in PEM form (-----BEGIN PUBLIC KEY-----)")
+    return key
 
 
 class Config:
@@ -76,8 +79,8 @@ class Config:
         if self.JWT_SECRET and len(self.JWT_SECRET.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes for HS256 "
                               "(python3 -c 'import secrets; print(secrets.token_urlsafe(48))' makes one)")
-        if self.JWT_PUBLIC_KEY and not _is_rsa_public_pem(self.JWT_PUBLIC_KEY):
-            raise ConfigError("JWT_PUBLIC_KEY must be an RSA public key in PEM form (-----BEGIN PUBLIC KEY-----)")
+        if self.JWT_PUBLIC_KEY:
+            rsa_public_key(self.JWT_PUBLIC_KEY)
         for origin in self.CORS_ORIGINS:
             # Exact origins only: a wildcard would let any site's scripts read patient data.
             if "*" in origin or not origin.startswith(("http://", "https://")):

@@ -3,16 +3,13 @@ import time
 from dataclasses import dataclass
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-
 from marshmallow import ValidationError
 
 from app.exceptions import (
     MissingBearerToken, MissingDoctorId, NotAllowedForDoctor, NotAuthenticated, TokenKeysUnavailable,
 )
 from app.schemas import DOCTOR_UID, UID_RULE
-from config import ConfigError
+from config import rsa_public_key
 
 # Never more than a minute of clock skew between the token issuer and us.
 LEEWAY_SECONDS = 60
@@ -75,7 +72,7 @@ class TokenVerifier:
             self._jwks = _IdentityProviderKeys(config.JWT_JWKS_URL)
             self._key, self._algorithms = None, ["RS256"]
         elif config.JWT_PUBLIC_KEY:
-            self._key, self._algorithms = _rsa_public_key(config.JWT_PUBLIC_KEY), ["RS256"]
+            self._key, self._algorithms = rsa_public_key(config.JWT_PUBLIC_KEY), ["RS256"]
         else:
             self._key, self._algorithms = config.JWT_SECRET, ["HS256"]
         self._audience = config.JWT_AUDIENCE
@@ -141,17 +138,6 @@ class TokenVerifier:
 def _is_number(value):
     """Tell whether a claim holds a JSON number."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _rsa_public_key(pem):
-    """Load the configured PEM once, refusing to start on one that is not an RSA public key."""
-    try:
-        key = serialization.load_pem_public_key(pem.encode())
-    except ValueError:
-        key = None
-    if not isinstance(key, rsa.RSAPublicKey):
-        raise ConfigError("JWT_PUBLIC_KEY must be an RSA public key in PEM form (-----BEGIN PUBLIC KEY-----)")
-    return key
 
 
 def _key_id(token):

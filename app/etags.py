@@ -3,6 +3,8 @@ import re
 
 # One strong tag holding a version number, as this service issues them: `"3"`.
 ENTITY_TAG = re.compile(r'^"([1-9][0-9]{0,17})"\Z')
+# The same rule as a JSON Schema (ECMA) pattern, for the OpenAPI document.
+ENTITY_TAG_PATTERN = ENTITY_TAG.pattern.removesuffix("\\Z") + "$"
 
 
 def entity_tag(version):

@@ -8,7 +8,7 @@ from marshmallow import validate
 
 from app.api_docs import PageOf
 from app.errors import HTTP_MESSAGES
-from app.etags import ENTITY_TAG
+from app.etags import ENTITY_TAG_PATTERN
 from app.exceptions import DatabaseUnavailable
 from app.schemas import (
     CONTROL_CHARACTERS, FREE_TEXT_CONTROL_CHARACTERS, BirthDate, ObjectIdString, Text, latest_birth_date,
@@ -46,7 +46,7 @@ SHARED_RESPONSES = {
 HEADER_SCHEMAS = {
     # What the service checks, less the spaces at either end that HTTP itself strips from a header value.
     "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
-    "If-Match": {"type": "string", "pattern": ENTITY_TAG.pattern.removesuffix("\\Z") + "$"},
+    "If-Match": {"type": "string", "pattern": ENTITY_TAG_PATTERN},
 }
 REQUIRED_HEADERS = ("If-Match",)
 HEADER_DESCRIPTIONS = {
@@ -163,7 +163,7 @@ def _add_shared_components(spec):
     spec.components.header("ETag", {
         "description": "The patient's version, quoted (`\"3\"`): send it back as `If-Match` to change the patient",
         "required": True,
-        "schema": {"type": "string", "pattern": ENTITY_TAG.pattern.removesuffix("\\Z") + "$"},
+        "schema": {"type": "string", "pattern": ENTITY_TAG_PATTERN},
     })
     spec.components.header("BearerChallenge", {
         "description": "`Bearer` when no token was sent, `Bearer error=\"invalid_token\"` when the token was refused",

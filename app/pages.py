@@ -21,13 +21,19 @@ def encode_cursor(moment, document_id):
     return f"{millis}_{document_id}"
 
 
-def decode_cursor(cursor):
-    """Return the (sort time, ObjectId) a cursor resumes after, refusing anything not shaped like ours."""
+def _cursor_parts(cursor):
+    """Return the number and the 24-hex id of a cursor, refusing anything not shaped like ours."""
     if not CURSOR.match(cursor):
         raise InvalidRequest("Invalid cursor", details={"after": ["Not a cursor this service issued."]})
-    millis, document_id = cursor.split("_")
+    number, document_id = cursor.split("_")
+    return int(number), document_id
+
+
+def decode_cursor(cursor):
+    """Return the (sort time, ObjectId) a cursor resumes after, refusing anything not shaped like ours."""
+    millis, document_id = _cursor_parts(cursor)
     # A moment beyond what a date holds resumes at the edge: an empty page or the first one, never a 400.
-    millis = max(_FIRST_MILLIS, min(_LAST_MILLIS, int(millis)))
+    millis = max(_FIRST_MILLIS, min(_LAST_MILLIS, millis))
     return _EPOCH + millis * _MILLISECOND, ObjectId(document_id.lower())
 
 
@@ -45,6 +51,4 @@ def encode_version_cursor(version, record_id):
 
 def decode_version_cursor(cursor):
     """Return the version a history cursor resumes below, refusing anything not shaped like ours."""
-    if not CURSOR.match(cursor):
-        raise InvalidRequest("Invalid cursor", details={"after": ["Not a cursor this service issued."]})
-    return int(cursor.split("_")[0])
+    return _cursor_parts(cursor)[0]

@@ -106,10 +106,10 @@ class Records:
         self._db = db
         self._session = session
         self._audit_context = audit_context
-        # What this unit of work inserted and linked, so a rollback without transactions can undo it.
+        # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
+        # rollback without transactions can undo them.
         self.inserted = []
-        self.linked = []
-        self.unlinked = []
+        self.relinked = []
 
     @property
     def db(self):
@@ -238,7 +238,7 @@ class Records:
             session=self._session,
         )
         if result.matched_count == 1:
-            self.linked.append((object_id(appointment_id), object_id(patient_id)))
+            self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
         return result.matched_count == 1
 
     def unlink_patient(self, appointment_id, doctor_id, patient_id):
@@ -249,7 +249,7 @@ class Records:
             session=self._session,
         )
         if result.matched_count == 1:
-            self.unlinked.append((object_id(appointment_id), object_id(patient_id)))
+            self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))
         return result.matched_count == 1
 
     def audit(self, *events):
@@ -274,17 +274,12 @@ class Records:
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
 
     def undo(self):
-        """Free the appointments this unit of work linked, relink those it freed, then delete its inserts."""
-        for appointment_id, patient_id in self.linked:
-            # Only while still linked to our patient: never free an appointment someone else has since taken.
+        """Put back the patients of the appointments this unit of work linked or freed, then delete its inserts."""
+        for appointment_id, patient_id, was in reversed(self.relinked):
+            # Only while still as we set it: never undo what another request has written since.
             self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": patient_id},
-                                              {"$set": {"patient_id": None}}, session=self._session)
-        self.linked.clear()
-        for appointment_id, patient_id in self.unlinked:
-            # Only while still free: never take back an appointment someone else has linked since.
-            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": None},
-                                              {"$set": {"patient_id": patient_id}}, session=self._session)
-        self.unlinked.clear()
+                                              {"$set": {"patient_id": was}}, session=self._session)
+        self.relinked.clear()
         for collection, document_id in reversed(self.inserted):
             self._db[collection].delete_one({"_id": document_id}, session=self._session)
         self.inserted.clear()

@@ -1,5 +1,6 @@
 """Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
 import copy
+import threading
 import time
 import uuid
 
@@ -130,6 +131,24 @@ def add_appointment(db):
         return str(appointment_id)
 
     return add
+
+
+def at_once(app, count, send):
+    """Send count requests released together by a barrier, send(client, index) each; return responses by index."""
+    start = threading.Barrier(count)
+    responses = [None] * count
+
+    def run(index):
+        client = app.test_client()
+        start.wait()
+        responses[index] = send(client, index)
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return responses
 
 
 def jane(appointment_id, **changes):

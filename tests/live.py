@@ -6,7 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.servers import free_port
+from tests.servers import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
@@ -61,11 +61,4 @@ class LiveService:
 
     def stop(self):
         """Stop gunicorn gracefully, killing it if it does not exit in time."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process, 20)

@@ -22,6 +22,18 @@ def server_command():
     return beside if os.path.exists(beside) else shutil.which("secantusd-py")
 
 
+def stop_process(process, timeout):
+    """Terminate a process that is still running, killing it if it has not exited after timeout seconds."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 class SecantusServer:
     """One secantusd-py process on a free port with its own storage directory."""
 
@@ -62,10 +74,4 @@ class SecantusServer:
 
     def stop(self):
         """Stop the server and wait for it to exit."""
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 10)

@@ -6,27 +6,9 @@ import pytest
 from bson import ObjectId
 
 from app.records import Records
-from tests.conftest import bearer
+from tests.conftest import at_once, bearer
 
 REQUESTS = 12
-
-
-def race(app, send):
-    """Send REQUESTS requests at once, send(client, index) each, and return their responses by index."""
-    start = threading.Barrier(REQUESTS)
-    responses = [None] * REQUESTS
-
-    def run(index):
-        client = app.test_client()
-        start.wait()
-        responses[index] = send(client, index)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(REQUESTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return responses
 
 
 def add_patients(db, count):
@@ -44,7 +26,7 @@ def test_a_dozen_simultaneous_links_of_different_patients_leave_the_appointment_
     appointment_id = add_appointment()
     patients = add_patients(db, REQUESTS)
     headers = bearer()
-    responses = race(app, lambda client, i: client.put(f"/appointments/{appointment_id}/patient?uid=doctor_a",
+    responses = at_once(app, REQUESTS, lambda client, i: client.put(f"/appointments/{appointment_id}/patient?uid=doctor_a",
                                                        json={"patient_id": patients[i]}, headers=headers))
 
     statuses = [response.status_code for response in responses]
@@ -63,7 +45,7 @@ def test_a_dozen_simultaneous_unlinks_free_the_appointment_exactly_once(app, db,
     [patient_id] = add_patients(db, 1)
     appointment_id = add_appointment(patient_id=ObjectId(patient_id))
     headers = bearer()
-    responses = race(app, lambda client, i: client.delete(f"/appointments/{appointment_id}/patient?uid=doctor_a",
+    responses = at_once(app, REQUESTS, lambda client, i: client.delete(f"/appointments/{appointment_id}/patient?uid=doctor_a",
                                                           headers=headers))
 
     statuses = [response.status_code for response in responses]
@@ -92,21 +74,13 @@ def test_when_both_read_before_either_writes_the_conditional_update_lets_only_on
         return write(self, *args)
 
     monkeypatch.setattr(Records, name, after_both_read)
-    start = threading.Barrier(2)
-    responses = [None, None]
+    url = f"/appointments/{appointment_id}/patient?uid=doctor_a"
 
-    def send(index):
-        client = app.test_client()
-        start.wait()
-        url = f"/appointments/{appointment_id}/patient?uid=doctor_a"
-        responses[index] = (client.put(url, json={"patient_id": patients[index]}, headers=bearer())
-                            if method == "put" else client.delete(url, headers=bearer()))
+    def send(client, index):
+        return (client.put(url, json={"patient_id": patients[index]}, headers=bearer())
+                if method == "put" else client.delete(url, headers=bearer()))
 
-    threads = [threading.Thread(target=send, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    responses = at_once(app, 2, send)
     statuses = [response.status_code for response in responses]
     assert sorted(statuses) == [200, 409]
     stored = db.appointments.find_one({"_id": ObjectId(appointment_id)})["patient_id"]
