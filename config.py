@@ -1,5 +1,10 @@
 """Service configuration, read from the environment."""
+import base64
+import binascii
+import hashlib
+import json
 import os
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
@@ -9,8 +14,81 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 MIN_SECRET_BYTES = 32
 
 
+# libmongocrypt's local master key: 96 random bytes, given base64-encoded.
+LOCAL_MASTER_KEY_BYTES = 96
+KMS_PROVIDERS = ("aws", "azure", "gcp", "kmip")
+
+
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class MasterKey:
+    """The key that wraps the data keys: a local key or a KMS key, as libmongocrypt names them."""
+
+    # The KMS provider name the data keys record ("local:<id>", "aws", ...), its credentials, and for a KMS the
+    # key to wrap under ({"region": ..., "key": ...} for AWS); repr=False keeps key material out of tracebacks.
+    provider: str
+    credentials: dict = field(repr=False)
+    key: dict | None = None
+
+    def kms_providers(self):
+        """Return the kms_providers mapping pymongo's ClientEncryption takes."""
+        return {self.provider: self.credentials}
+
+
+def local_master_key(variable, raw):
+    """Read a base64 local master key; its provider name carries a digest so old and new keys can meet in a rotation."""
+    try:
+        key = base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        key = b""
+    if len(key) != LOCAL_MASTER_KEY_BYTES:
+        raise ConfigError(f"{variable} must be {LOCAL_MASTER_KEY_BYTES} random bytes in base64 "
+                          "(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(96)).decode())')")
+    # A digest, not the key: it names the key in the key vault and in errors, and gives away nothing of it.
+    return MasterKey("local:" + hashlib.sha256(b"clinic master key\0" + key).hexdigest()[:16], {"key": key})
+
+
+def _json_object(variable, raw):
+    """Parse a variable holding a JSON object."""
+    try:
+        value = json.loads(raw) if raw else {}
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise ConfigError(f"{variable} must be a JSON object")
+    return value
+
+
+def master_key_from_env(prefix=""):
+    """Read the master key from {prefix}FIELD_ENCRYPTION_KEY or {prefix}FIELD_ENCRYPTION_KMS_*, or None if neither is set."""
+    env = os.environ.get
+    local = env(prefix + "FIELD_ENCRYPTION_KEY") or ""
+    provider = (env(prefix + "FIELD_ENCRYPTION_KMS_PROVIDER") or "").strip().lower()
+    if local and provider:
+        raise ConfigError(f"set {prefix}FIELD_ENCRYPTION_KEY or {prefix}FIELD_ENCRYPTION_KMS_PROVIDER, not both")
+    if local:
+        return local_master_key(prefix + "FIELD_ENCRYPTION_KEY", local)
+    if not provider:
+        return None
+    if provider not in KMS_PROVIDERS:
+        raise ConfigError(f"{prefix}FIELD_ENCRYPTION_KMS_PROVIDER must be one of {', '.join(KMS_PROVIDERS)}")
+    # Empty credentials ask pymongo to take them from the environment (an AWS role, a GCP or Azure identity).
+    credentials = _json_object(prefix + "FIELD_ENCRYPTION_KMS_CREDENTIALS", env(prefix + "FIELD_ENCRYPTION_KMS_CREDENTIALS"))
+    key = _json_object(prefix + "FIELD_ENCRYPTION_MASTER_KEY", env(prefix + "FIELD_ENCRYPTION_MASTER_KEY"))
+    if not key and provider != "kmip":
+        raise ConfigError(f"{prefix}FIELD_ENCRYPTION_MASTER_KEY must name the {provider} key (a JSON object)")
+    return MasterKey(provider, credentials, key)
+
+
+def _switch(name):
+    """Read an on/off variable (on by default), failing loudly on anything else."""
+    raw = (os.environ.get(name) or "on").strip().lower()
+    if raw not in ("on", "off"):
+        raise ConfigError(f"{name} must be on or off, got {raw!r}")
+    return raw == "on"
 
 
 def _int(name, default):
@@ -64,9 +142,14 @@ class Config:
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
         # Without transactions a crash mid-request can leave half a write behind; only development opts in.
         self.ALLOW_STANDALONE = _flag("ALLOW_STANDALONE")
+        # Patient values are encrypted in the service; off (development only) stores them as given.
+        self.FIELD_ENCRYPTION = _switch("FIELD_ENCRYPTION")
+        self.MASTER_KEY = master_key_from_env() if self.FIELD_ENCRYPTION else None
         self.CORS_ORIGINS = [origin.strip() for origin in (env("CORS_ORIGINS") or "").split(",") if origin.strip()]
         # A client handed in by tests (mongomock or a client for a real server); None builds one from the URI.
         self.MONGO_CLIENT = None
+        # The client the key vault is read through; None uses the service's own (tests hand in an adapter).
+        self.KEY_VAULT_CLIENT = None
         for key, value in overrides.items():
             setattr(self, key, value)
 
@@ -87,6 +170,9 @@ class Config:
                 raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
         if self.MONGODB_TIMEOUT_MS <= 0:
             raise ConfigError("MONGODB_TIMEOUT_MS must be a positive number of milliseconds")
+        if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:
+            raise ConfigError("no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of 96 bytes) or "
+                              "FIELD_ENCRYPTION_KMS_PROVIDER (see README), or FIELD_ENCRYPTION=off for development")
         if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         return self

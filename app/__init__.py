@@ -29,7 +29,12 @@ def create_app(config=None):
     app.url_map.converters["patient_id"] = web.PatientIdConverter
 
     client = config.MONGO_CLIENT or build_client(config)
-    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE)
+    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE,
+                        master_key=config.MASTER_KEY, key_vault_client=config.KEY_VAULT_CLIENT)
+    if not config.FIELD_ENCRYPTION:
+        logging.getLogger("clinic").warning(
+            "FIELD_ENCRYPTION=off: patient values are stored unencrypted; for development only")
+    # A master key that does not open the data key is a setting to fix, not an outage to wait out: it stops here.
     database.try_prepare()
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)

@@ -6,7 +6,9 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from app.exceptions import ReplicaSetRequired
+from app.field_encryption import KEY_VAULT, FieldEncryption
 from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENT_VERSIONS, PATIENTS, Records
+from app.sealing import PlainValues, SealedValues
 from app.unit_of_work import DURABLE, UnitOfWork
 
 log = logging.getLogger("clinic.db")
@@ -15,6 +17,11 @@ log = logging.getLogger("clinic.db")
 INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
+        # The searches of sealed patients: blind indexes of name prefixes and of the date of birth.
+        pymongo.IndexModel([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name"),
+        pymongo.IndexModel([("doctor_id", 1), ("birth_index", 1), ("created_at", -1), ("_id", -1)],
+                           name="doctor_sealed_birth_newest"),
+        # The same searches of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing).
         pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
         pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
                            name="doctor_born_newest"),
@@ -28,6 +35,11 @@ INDEXES = {
     ],
     PATIENT_VERSIONS: [
         pymongo.IndexModel([("patient_id", 1), ("version", -1)], name="patient_newest"),
+    ],
+    KEY_VAULT: [
+        # As MongoDB's key vault asks: one data key per name, so two workers starting at once make one key.
+        pymongo.IndexModel([("keyAltNames", 1)], name="one_key_per_name", unique=True,
+                           partialFilterExpression={"keyAltNames": {"$exists": True}}),
     ],
     IDEMPOTENCY: [
         pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),
@@ -60,14 +72,18 @@ def supports_transactions(client):
 
 
 class Database:
-    """One service's handle on its database, prepared once (indexes, topology) on first use."""
+    """One service's handle on its database, prepared once (indexes, topology, data key) on first use."""
 
-    def __init__(self, client, name, timeout_ms, allow_standalone=False):
+    def __init__(self, client, name, timeout_ms, allow_standalone=False, master_key=None, key_vault_client=None):
         self.client = client
         # Every write outside a transaction takes this; a transaction's writes take it at commit.
         self.db = client.get_database(name, write_concern=DURABLE)
         self.timeout_s = timeout_ms / 1000
         self.allow_standalone = allow_standalone
+        # Without a master key (FIELD_ENCRYPTION=off) patient values are stored plain.
+        self.master_key = master_key
+        self.key_vault_client = key_vault_client or client
+        self.values = None
         self._transactions = None
         self._lock = threading.Lock()
 
@@ -80,8 +96,21 @@ class Database:
                 return
             for collection, indexes in INDEXES.items():
                 self.db[collection].create_indexes(indexes)
+            if self.master_key is None:
+                self.values = PlainValues()
+            else:
+                self.values = SealedValues(FieldEncryption.open(self.db, self.key_vault_client, self.master_key),
+                                           plain_patients=self._plain_patients_remain())
             self._transactions = supports_transactions(self.client)
-            log.info("database prepared transactions=%s", self._transactions)
+            log.info("database prepared transactions=%s field_encryption=%s", self._transactions,
+                     "on" if self.master_key else "off")
+
+    def _plain_patients_remain(self):
+        """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
+        if self.db[PATIENTS].find_one({"sealed": {"$exists": False}}, {"_id": 1}) is None:
+            return False
+        log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
+        return True
 
     def try_prepare(self):
         """Prepare at start-up without failing: a database that is down now may be up by the first request."""
@@ -93,7 +122,7 @@ class Database:
     def unit_of_work(self, audit_context=None):
         """Return a unit of work over this database, refusing a server without transactions unless allowed."""
         self.require_transactions()
-        return UnitOfWork(self.client, self.db, self._transactions, self.timeout_s, audit_context)
+        return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context)
 
     def require_transactions(self):
         """Refuse (503) a server without transactions, where a crash mid-request could leave half a write."""
@@ -104,7 +133,7 @@ class Database:
     def records(self):
         """Return records for reads outside a unit of work."""
         self.prepare()
-        return Records(self.db)
+        return Records(self.db, self.values)
 
     def ping(self):
         """Raise unless the server answers a ping and can take this service's writes."""

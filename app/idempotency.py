@@ -31,7 +31,7 @@ def idempotent(view):
         current_caller()  # an unauthenticated caller learns nothing about keys
         if not KEY.match(key):
             raise InvalidIdempotencyKey()
-        keyed = g.keyed_request = KeyedRequest(IdempotencyStore(database().db), key)
+        keyed = g.keyed_request = KeyedRequest(database(), key)
         try:
             response = make_response(view(*args, **kwargs))
         except AnsweredBefore as before:
@@ -47,8 +47,9 @@ def idempotent(view):
 class KeyedRequest:
     """A write sent with an Idempotency-Key: claimed once valid, its answer stored with its work (Stripe's atomic phases)."""
 
-    def __init__(self, store, key):
-        self._store = store
+    def __init__(self, database, key):
+        self._database = database
+        self._store = None
         self._key = key
         self._fingerprint = None
         self._claim = None
@@ -59,6 +60,8 @@ class KeyedRequest:
     def claim(self, doctor_id, shape):
         """Claim the key for this validated request (or raise AnsweredBefore); shape(result) is its success response."""
         self._fingerprint = _fingerprint()
+        # Built once the database is prepared (the unit of work was), so that it knows how values are stored.
+        self._store = IdempotencyStore(self._database.db, self._database.values)
         self._claim = self._store.claim(doctor_id, self._key, self._fingerprint)
         self._shape = shape
         return self
@@ -67,7 +70,7 @@ class KeyedRequest:
         """Store the answer to the unit of work's outcome in its own session, so both commit or neither."""
         response = make_response(current_app.handle_user_exception(outcome) if isinstance(outcome, Refusal)
                                  else self._shape(outcome))
-        if not IdempotencyStore(records.db, records.session).complete(self._claim, *_answer(response)):
+        if not IdempotencyStore(records.db, records.values, records.session).complete(self._claim, *_answer(response)):
             # Another run took the key over as abandoned: this run's work must not commit beside its.
             raise IdempotentRequestInProgress()
 
@@ -86,11 +89,11 @@ class KeyedRequest:
 
     def replay(self, record):
         """Answer with the stored response, or refuse a key that is busy or was used for another request."""
-        if record["fingerprint"] != self._fingerprint:
+        if not self._store.same_request(record, self._fingerprint):
             raise IdempotencyKeyReused()
         if record["state"] != "done":
             raise IdempotentRequestInProgress()
-        response = make_response(jsonify(record["body"]), record["status"])
+        response = make_response(jsonify(self._store.answer_body(record)), record["status"])
         response.headers.update(record.get("headers") or {})
         response.headers["Idempotent-Replayed"] = "true"
         return response

@@ -30,16 +30,27 @@ class Claim:
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
-    def __init__(self, db, session=None):
+    def __init__(self, db, values, session=None):
         self._keys = db[IDEMPOTENCY]
+        # How answers and request digests are stored: sealed and keyed (app.sealing.SealedValues) or plain.
+        self._values = values
         self._session = session
+
+    def same_request(self, record, fingerprint):
+        """Tell whether the record was stored for the request with this fingerprint (its digest)."""
+        return self._values.same_request(record, fingerprint)
+
+    def answer_body(self, record):
+        """Return the body of a record's stored answer."""
+        return self._values.answer_body(record)
 
     def claim(self, doctor_id, key, fingerprint):
         """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
         for _ in range(3):  # a record can expire or be released between our insert and our read
             moment = now()
-            record = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key, "fingerprint": fingerprint,
-                      "state": "running", "created_at": moment, "claimed_at": moment}
+            record = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key,
+                      **self._values.request_fingerprint(fingerprint), "state": "running", "created_at": moment,
+                      "claimed_at": moment}
             try:
                 self._keys.insert_one(record)
                 return Claim(record["_id"], moment)
@@ -60,7 +71,7 @@ class IdempotencyStore:
 
     def _take_over_abandoned(self, existing, fingerprint, moment):
         """Take a same-request key whose first run never finished; tell whether we got it."""
-        if existing["state"] != "running" or existing["fingerprint"] != fingerprint:
+        if existing["state"] != "running" or not self.same_request(existing, fingerprint):
             return False
         if _aware(existing["claimed_at"]) > moment - ABANDONED_AFTER:
             return False
@@ -72,7 +83,7 @@ class IdempotencyStore:
 
     def complete(self, claim, status, body, headers):
         """Store the answer of the request holding the claim; tell whether it still held it."""
-        answer = {"state": "done", "status": status, "body": body, "headers": headers}
+        answer = {"state": "done", "status": status, **self._values.answer(body), "headers": headers}
         done = self._keys.update_one(claim.is_ours(), {"$set": answer}, session=self._session)
         return done.matched_count == 1
 

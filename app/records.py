@@ -1,11 +1,11 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
-import re
 from dataclasses import dataclass
 
 from bson import ObjectId
 
 from app.pages import after_clause, encode_cursor, encode_version_cursor
+from app.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
@@ -17,10 +17,10 @@ FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # The outcome an audit record gives a change answered 200 (a refusal's is its own status).
 OUTCOME_OK = 200
-# Kept for queries, never shown: the creation time (newest first) and lower-cased names (search).
+# Kept for queries, never shown: the creation time (newest first); how its values are stored is app.sealing's.
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
-INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", "name_keys", *VERSION_FIELDS)
+INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
 
 
 def object_id(hex_id):
@@ -28,28 +28,22 @@ def object_id(hex_id):
     return ObjectId(hex_id)
 
 
-def public_patient(stored):
-    """Shape a stored patient as callers see it: string ids, no internal fields."""
-    patient = {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"]}
-    patient.update((k, v) for k, v in stored.items() if k not in INTERNAL_PATIENT_FIELDS)
-    return patient
+def public_patient(stored, values):
+    """Shape a stored patient as callers see it: string ids and its own fields, opened by values."""
+    return {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"],
+            **values.patient_fields(stored, INTERNAL_PATIENT_FIELDS)}
 
 
-def patient_record(stored):
+def patient_record(stored, values):
     """Shape a stored patient for the service steps: as callers see it, plus its version, time and actor."""
     # Patients stored before versions existed are at their first version, last changed when created.
-    return {**public_patient(stored), "version": stored.get("version", FIRST_VERSION),
+    return {**public_patient(stored, values), "version": stored.get("version", FIRST_VERSION),
             "updated_at": stored.get("updated_at", stored.get("created_at")), "updated_by": stored.get("updated_by")}
 
 
 def own_fields(patient):
     """Return the fields a caller gave a patient (names, birth date, ...), without ids and version."""
     return {name: value for name, value in patient.items() if name not in INTERNAL_PATIENT_FIELDS}
-
-
-def name_keys(fields):
-    """Return the lower-cased names a name search matches the start of."""
-    return [fields["firstName"].lower(), fields["lastName"].lower()]
 
 
 def version_entry(patient_id, doctor_id, fields, version, at, actor):
@@ -102,8 +96,10 @@ def public_audit(stored):
 class Records:
     """The reads and writes of one unit of work, bound to its session and journalling its inserts."""
 
-    def __init__(self, db, session=None, audit_context=None):
+    def __init__(self, db, values, session=None, audit_context=None):
         self._db = db
+        # How patient values are stored: sealed (app.sealing.SealedValues) or plain.
+        self._values = values
         self._session = session
         self._audit_context = audit_context
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
@@ -115,6 +111,11 @@ class Records:
     def db(self):
         """The database these records live in."""
         return self._db
+
+    @property
+    def values(self):
+        """How these records store patient values (sealed or plain)."""
+        return self._values
 
     @property
     def session(self):
@@ -129,17 +130,19 @@ class Records:
 
     def add_patient(self, doctor_id, fields):
         """Store a new patient of this doctor at its first version and return it."""
-        moment = now()
+        moment, actor = now(), self._actor()
         # The current version lives on the patient itself, so creating one costs no command beyond its insert.
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, **fields, "created_at": moment,
-                    "name_keys": name_keys(fields), "version": FIRST_VERSION, "updated_at": moment,
-                    "updated_by": self._actor()}
-        return patient_record(self._insert(PATIENTS, document))
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, **self._values.patient(doctor_id, fields),
+                    "created_at": moment, "version": FIRST_VERSION, "updated_at": moment, "updated_by": actor}
+        self._insert(PATIENTS, document)
+        # Shaped from the fields given rather than read back: unsealing what was just sealed would cost a decryption.
+        return {"_id": str(document["_id"]), "doctor_id": doctor_id, **fields, "version": FIRST_VERSION,
+                "updated_at": moment, "updated_by": actor}
 
     def find_patient(self, patient_id):
         """Return the patient with this id, with its version, or None."""
         stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
-        return None if stored is None else patient_record(stored)
+        return None if stored is None else patient_record(stored, self._values)
 
     def correct_patient(self, patient, fields):
         """Replace the patient's own fields if it is still at the version read, keeping that version in its history.
@@ -152,11 +155,14 @@ class Records:
         # delete an insert, not restore an update.
         self._insert(PATIENT_VERSIONS, {
             "_id": ObjectId(), "patient_id": patient_id, "doctor_id": patient["doctor_id"], "version": version,
-            "at": patient["updated_at"], "actor": patient["updated_by"], "patient": own_fields(patient)})
+            "at": patient["updated_at"], "actor": patient["updated_by"], **self._values.version(own_fields(patient))})
         moment, actor = now(), self._actor()
-        removed = {name: "" for name in own_fields(patient) if name not in fields}
-        update = {"$set": {**fields, "name_keys": name_keys(fields), "version": version + 1,
-                           "updated_at": moment, "updated_by": actor}}
+        stored = self._values.patient(patient["doctor_id"], fields)
+        # Whatever the old form held that the new one does not: a removed field, or a plain record's values when
+        # it is stored sealed from now on.
+        removed = {name: "" for name in (*own_fields(patient), *SEALED_FIELDS, *PLAIN_SEARCH_FIELDS)
+                   if name not in stored}
+        update = {"$set": {**stored, "version": version + 1, "updated_at": moment, "updated_by": actor}}
         if removed:
             update["$unset"] = removed
         # Setting version + 1 under a filter on the version read, rather than $inc, also moves a patient stored
@@ -180,8 +186,8 @@ class Records:
             {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], "version": {"$lt": below}},
             session=self._session)
         kept = cursor.sort([("version", -1)]).limit(limit + 1 - len(entries))
-        entries.extend(version_entry(stored["patient_id"], stored["doctor_id"], stored["patient"], stored["version"],
-                                     stored["at"], stored["actor"]) for stored in kept)
+        entries.extend(version_entry(stored["patient_id"], stored["doctor_id"], self._values.version_fields(stored),
+                                     stored["version"], stored["at"], stored["actor"]) for stored in kept)
         next_cursor = None
         if len(entries) > limit:
             entries = entries[:limit]
@@ -191,12 +197,13 @@ class Records:
     def list_patients(self, doctor_id, limit, after=None, name_prefix=None, born_on=None):
         """Return one page of the doctor's patients, newest first, and the cursor of the next page."""
         query = {"doctor_id": doctor_id}
-        if name_prefix:
-            # An anchored prefix on lower-cased keys: served by the index, case-insensitive.
-            query["name_keys"] = {"$regex": "^" + re.escape(name_prefix.lower())}
-        if born_on:
-            query["dateOfBirth"] = born_on
-        return self._page(PATIENTS, query, "created_at", limit, after, descending=True, shape=public_patient)
+        searches = [self._values.name_search(doctor_id, name_prefix) if name_prefix else {},
+                    self._values.birth_search(doctor_id, born_on) if born_on else {}]
+        for search in searches:
+            # One flat filter where the searches' fields differ: some servers plan indexes for no other shape.
+            query = {"$and": [query, search]} if query.keys() & search.keys() else {**query, **search}
+        return self._page(PATIENTS, query, "created_at", limit, after, descending=True,
+                          shape=lambda stored: public_patient(stored, self._values))
 
     def add_appointment(self, doctor_id, fields):
         """Store a new appointment of this doctor, without a patient, and return it."""

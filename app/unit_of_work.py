@@ -22,9 +22,10 @@ class UnitOfWork:
     rolls back, or in an error.
     """
 
-    def __init__(self, client, db, transactional, timeout_s, audit_context=None):
+    def __init__(self, client, db, values, transactional, timeout_s, audit_context=None):
         self._client = client
         self._db = db
+        self._values = values
         self.transactional = transactional
         self._timeout_s = timeout_s
         self._audit_context = audit_context
@@ -63,12 +64,12 @@ class UnitOfWork:
             # ending the session stays outside it, so a transaction left open is still aborted.
             with pymongo.timeout(self._timeout_s):
                 return session.with_transaction(
-                    lambda bound: self._outcome(steps, Records(self._db, bound, self._audit_context)),
+                    lambda bound: self._outcome(steps, Records(self._db, self._values, bound, self._audit_context)),
                     write_concern=DURABLE)
 
     def _run_compensated(self, steps):
         """Run the steps without a transaction, undoing their links and inserts on any error or rolled-back refusal."""
-        records = Records(self._db, audit_context=self._audit_context)
+        records = Records(self._db, self._values, audit_context=self._audit_context)
         try:
             with pymongo.timeout(self._timeout_s):
                 return self._outcome(steps, records)

@@ -1,4 +1,5 @@
-"""Keep the development JWT secret in instance/jwt_secret."""
+"""Keep the development JWT secret and field-encryption master key in instance/."""
+import base64
 import os
 import secrets
 import tempfile
@@ -6,6 +7,9 @@ from pathlib import Path
 
 INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
 SECRET_FILE = INSTANCE_DIR / "jwt_secret"
+# Losing this file loses every patient record in instance/db: the data is encrypted under it.
+MASTER_KEY_FILE = INSTANCE_DIR / "field_encryption_key"
+MASTER_KEY_BYTES = 96
 
 
 def ensure_instance_dir():
@@ -18,21 +22,45 @@ def load_or_create_secret(path=SECRET_FILE):
     """Return the development secret, creating it with mode 0600 on first use."""
     ensure_instance_dir()
     if not path.exists():
-        _create_secret(path)
+        _create_secret(path, secrets.token_urlsafe(48))
     secret = path.read_text().strip()
     if not secret:
         raise SystemExit(f"{path} is empty: delete it to get a new secret")
     return secret
 
 
-def _create_secret(path):
+def new_master_key():
+    """Return a fresh local master key, base64-encoded as FIELD_ENCRYPTION_KEY takes it."""
+    return base64.b64encode(os.urandom(MASTER_KEY_BYTES)).decode()
+
+
+def load_or_create_master_key(path=MASTER_KEY_FILE):
+    """Return the development master key, creating it with mode 0600 on first use."""
+    ensure_instance_dir()
+    if not path.exists():
+        _create_secret(path, new_master_key())
+    key = path.read_text().strip()
+    if not key:
+        raise SystemExit(f"{path} is empty: restore it from your backup (a new key cannot read instance/db)")
+    return key
+
+
+def replace_master_key(key, path=MASTER_KEY_FILE):
+    """Put a new master key in place of the old one in one step (after a rotation)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    os.replace(tmp, path)
+
+
+def _create_secret(path, value):
     """Write a fresh secret to path unless another process got there first."""
     # Written to a temporary file and hard-linked into place, so a concurrent
     # `make token` and `make run` never read a half-written secret and agree.
     fd, tmp = tempfile.mkstemp(dir=path.parent)  # mkstemp files are 0600
     try:
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48) + "\n")
+            f.write(value + "\n")
         os.link(tmp, path)
     except FileExistsError:
         pass

@@ -11,7 +11,7 @@ from pathlib import Path
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
 
-from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_secret
+from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -19,6 +19,7 @@ from config import Config, ConfigError  # noqa: E402 - the service's own setting
 
 BIN_DIR = Path(sys.executable).parent  # the venv's bin/, not the resolved interpreter's
 KEY_VARIABLES = ("JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL")
+MASTER_KEY_VARIABLES = ("FIELD_ENCRYPTION_KEY", "FIELD_ENCRYPTION_KMS_PROVIDER")
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DB_START_TIMEOUT = 30
 DB_STOP_TIMEOUT = 10
@@ -41,10 +42,13 @@ def request_stop(signum, frame):
         _gunicorn.send_signal(signal.SIGTERM)
 
 
-def provide_dev_secret(env):
-    """Give the app the development secret unless key material is configured."""
+def provide_dev_secrets(env):
+    """Give the app the development secret and master key unless others are configured."""
     if not any(env.get(name) for name in KEY_VARIABLES):
         env["JWT_SECRET"] = load_or_create_secret()
+    encryption_off = (env.get("FIELD_ENCRYPTION") or "").strip().lower() == "off"
+    if not encryption_off and not any(env.get(name) for name in MASTER_KEY_VARIABLES):
+        env["FIELD_ENCRYPTION_KEY"] = load_or_create_master_key()
 
 
 def embedded_db_port():
@@ -117,8 +121,9 @@ def describe_database(uri, db_name):
 
 def refuse_invalid_settings(env):
     """Exit with the service's one-line refusal before a database is started for nothing."""
+    os.environ.update(env)  # the settings this launcher added (dev secret, master key) count too
     try:
-        Config(JWT_SECRET=env.get("JWT_SECRET") or None).validate()
+        Config().validate()
     except ConfigError as error:
         fail(f"cannot start: {error}")
 
@@ -155,7 +160,7 @@ def main():
         signal.signal(signum, request_stop)
     ensure_instance_dir()
     env = dict(os.environ)
-    provide_dev_secret(env)
+    provide_dev_secrets(env)
     refuse_invalid_settings(env)
     db_name = env.get("MONGODB_DB") or "clinic"
     database = None

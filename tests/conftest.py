@@ -12,10 +12,13 @@ from bson import ObjectId
 
 from app import create_app
 from app.patients import ADD_AND_LINK_EXAMPLE
-from config import Config
+from config import Config, local_master_key
+from tests import mongomock_key_vault
+from tests.live import MASTER_KEY_B64
 from tests.servers import SecantusServer
 
 SECRET = "test-secret-" + "s" * 60
+MASTER_KEY = local_master_key("FIELD_ENCRYPTION_KEY", MASTER_KEY_B64)
 BACKENDS = ["mongomock", "replica_set", "standalone"]
 
 
@@ -23,8 +26,11 @@ def make_config(**overrides):
     """Return a Config that ignores token settings from the environment, with overrides applied."""
     settings = dict(JWT_SECRET=SECRET, JWT_PUBLIC_KEY=None, JWT_JWKS_URL=None, JWT_AUDIENCE=None,
                     JWT_ISSUER=None, JWT_ADMIN_ROLE="admin", MONGODB_TIMEOUT_MS=5000, LOG_LEVEL="INFO",
-                    ALLOW_STANDALONE=True)
+                    ALLOW_STANDALONE=True, FIELD_ENCRYPTION=True, MASTER_KEY=MASTER_KEY)
     settings.update(overrides)
+    if isinstance(settings.get("MONGO_CLIENT"), mongomock.MongoClient) and "KEY_VAULT_CLIENT" not in settings:
+        # pymongo's ClientEncryption reads its key vault as raw BSON, which mongomock cannot give by itself.
+        settings["KEY_VAULT_CLIENT"] = mongomock_key_vault.MongoClient(settings["MONGO_CLIENT"])
     return Config(**settings)
 
 
@@ -156,3 +162,36 @@ def jane(appointment_id, **changes):
     body = {**copy.deepcopy(ADD_AND_LINK_EXAMPLE), "appointment_id": appointment_id}
     body.update(changes)
     return body
+
+
+class Unsealed:
+    """Open what the service stored sealed, to check a record's values in the database, as the service reads them."""
+
+    def __init__(self, app):
+        self._values = app.extensions["clinic.db"].values
+
+    def patient(self, stored):
+        """Return a stored patient with its own fields opened, its ids, times and version as stored."""
+        from app.records import INTERNAL_PATIENT_FIELDS
+
+        kept = {name: value for name, value in stored.items() if name in INTERNAL_PATIENT_FIELDS}
+        return {**kept, **self._values.patient_fields(stored, INTERNAL_PATIENT_FIELDS)}
+
+    def version(self, stored):
+        """Return a stored earlier version with its fields opened under "patient"."""
+        kept = {name: value for name, value in stored.items() if name != "sealed"}
+        return {**kept, "patient": self._values.version_fields(stored)}
+
+    def answer(self, stored):
+        """Return a stored idempotency record with its answer body opened under "body"."""
+        kept = {name: value for name, value in stored.items() if name != "sealed"}
+        if "sealed" in stored or "body" in stored:
+            kept["body"] = self._values.answer_body(stored)
+        return kept
+
+
+@pytest.fixture
+def unsealed(app):
+    """Open the service's sealed records (see Unsealed)."""
+    app.extensions["clinic.db"].prepare()
+    return Unsealed(app)

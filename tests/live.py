@@ -1,4 +1,5 @@
 """Run the service as production runs it, `gunicorn wsgi:app` from the repository root, for tests over real sockets."""
+import base64
 import os
 import subprocess
 import sys
@@ -10,7 +11,10 @@ from tests.servers import free_port, stop_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-SERVICE_VARIABLES = ("MONGODB_", "JWT_", "LOG_", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "GUNICORN_", "HOST", "PORT")
+SERVICE_VARIABLES = ("MONGODB_", "JWT_", "LOG_", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "GUNICORN_", "HOST", "PORT",
+                     "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION")
+# The tests' field-encryption master key (96 bytes, base64), fixed so that a failing test can be rerun by hand.
+MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(96, b".")).decode()
 
 
 def bare_environment(**variables):
@@ -26,7 +30,7 @@ class LiveService:
     def __init__(self, log_path, *, args=(), **variables):
         self.port = free_port()
         self.log_path = str(log_path)
-        self.env = bare_environment(HOST="127.0.0.1", PORT=self.port, **variables)
+        self.env = bare_environment(HOST="127.0.0.1", PORT=self.port, FIELD_ENCRYPTION_KEY=MASTER_KEY_B64, **variables)
         self.args = list(args)
         self.process = None
 

@@ -1,4 +1,4 @@
-"""`gunicorn wsgi:app` starts and serves with only the three documented variables, and refuses without a key."""
+"""`gunicorn wsgi:app` starts and serves with only the documented variables, and refuses without a key."""
 import json
 import os
 import subprocess
@@ -12,6 +12,7 @@ import pytest
 from bson import ObjectId
 
 from tests.conftest import SECRET, jane, make_token
+from tests.live import MASTER_KEY_B64
 from tests.servers import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,7 +22,8 @@ GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 def bare_environment(**variables):
     """Return an environment with none of the service's settings but the given ones."""
     env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("MONGODB_", "JWT_", "LOG_LEVEL", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "HOST", "PORT"))}
+           if not key.startswith(("MONGODB_", "JWT_", "LOG_LEVEL", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "HOST", "PORT",
+                                  "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION"))}
     env.update(variables)
     return env
 
@@ -45,8 +47,9 @@ def call(url, body=None, token=None):
 def test_gunicorn_serves_with_only_uri_database_and_secret(replica_set_server):
     port = free_port()
     # PORT only keeps the test off the default port; every other setting comes from gunicorn.conf.py.
+    # The field-encryption master key is required: without it the service refuses to start.
     env = bare_environment(MONGODB_URI=replica_set_server.uri, MONGODB_DB="gunicorn_test", JWT_SECRET=SECRET,
-                           PORT=str(port))
+                           FIELD_ENCRYPTION_KEY=MASTER_KEY_B64, PORT=str(port))
     appointment_id = ObjectId()
     with pymongo.MongoClient(replica_set_server.uri) as mongo:
         mongo.gunicorn_test.appointments.insert_one({"_id": appointment_id, "doctor_id": "doc", "patient_id": None})
@@ -64,6 +67,9 @@ def test_gunicorn_serves_with_only_uri_database_and_secret(replica_set_server):
                 time.sleep(0.2)
         status, body = call(base + "/patients/add_and_link?uid=doc", jane(str(appointment_id)), make_token("doc"))
         assert status == 201 and body["data"]["doctor_id"] == "doc"
+        with pymongo.MongoClient(replica_set_server.uri) as mongo:
+            stored = mongo.gunicorn_test.patients.find_one({"_id": ObjectId(body["data"]["_id"])})
+        assert "sealed" in stored and "firstName" not in stored and "lastName" not in stored
     finally:
         server.terminate()
         server.wait(timeout=15)

@@ -13,7 +13,7 @@ def post(client, body, uid="doctor_a", headers=None, **kwargs):
     return client.post(url, json=body, headers=bearer() if headers is None else headers, **kwargs)
 
 
-def test_documented_example_creates_the_patient_and_links_the_appointment(client, db, add_appointment):
+def test_documented_example_creates_the_patient_and_links_the_appointment(client, db, add_appointment, unsealed):
     appointment_id = add_appointment()
     response = post(client, jane(appointment_id))
 
@@ -25,21 +25,28 @@ def test_documented_example_creates_the_patient_and_links_the_appointment(client
     del expected["appointment_id"]
     assert data == {"_id": data["_id"], "doctor_id": "doctor_a", **expected}
     assert list(data)[:3] == ["_id", "doctor_id", "firstName"]
-    stored = db.patients.find_one({"_id": ObjectId(data["_id"])})
+    raw = db.patients.find_one({"_id": ObjectId(data["_id"])})
+    assert "lastName" not in raw and "firstName" not in raw and "name_keys" not in raw
+    stored = unsealed.patient(raw)
+    assert stored == {"_id": ObjectId(data["_id"]), "doctor_id": "doctor_a", "created_at": raw["created_at"],
+                      "version": raw["version"], "updated_at": raw["updated_at"], "updated_by": raw["updated_by"],
+                      **expected}
     assert stored["doctor_id"] == "doctor_a" and stored["lastName"] == "Smith"
     assert "created_at" in stored and "created_at" not in data
     appointment = db.appointments.find_one({"_id": ObjectId(appointment_id)})
     assert appointment["patient_id"] == ObjectId(data["_id"])
 
 
-def test_names_are_trimmed_and_only_sent_fields_are_returned(client, db, add_appointment):
+def test_names_are_trimmed_and_only_sent_fields_are_returned(client, db, add_appointment, unsealed):
     response = post(client, {"appointment_id": add_appointment(), "firstName": "  Ana ", "lastName": "Li"})
 
     assert response.status_code == 201
     data = response.get_json()["data"]
     assert set(data) == {"_id", "doctor_id", "firstName", "lastName"}
     assert data["firstName"] == "Ana"
-    assert db.patients.find_one({"_id": ObjectId(data["_id"])})["firstName"] == "Ana"
+    raw = db.patients.find_one({"_id": ObjectId(data["_id"])})
+    assert "firstName" not in raw
+    assert unsealed.patient(raw)["firstName"] == "Ana"
 
 
 def test_missing_appointment_id_is_refused_with_the_documented_message(client, db):
@@ -72,7 +79,7 @@ def test_missing_names_are_refused_with_the_documented_message(client, db, add_a
     assert db.patients.count_documents({}) == 0
 
 
-def test_unknown_appointment_keeps_the_patient_and_returns_it_as_documented(client, db):
+def test_unknown_appointment_keeps_the_patient_and_returns_it_as_documented(client, db, unsealed):
     response = post(client, jane(str(ObjectId())))
 
     assert response.status_code == 404
@@ -81,7 +88,9 @@ def test_unknown_appointment_keeps_the_patient_and_returns_it_as_documented(clie
     assert body["error"] == "Appointment not found (patient created but not linked)"
     assert body["data"]["firstName"] == "Jane" and body["data"]["doctor_id"] == "doctor_a"
     assert db.patients.count_documents({}) == 1
-    assert db.patients.find_one({"_id": ObjectId(body["data"]["_id"])})["lastName"] == "Smith"
+    raw = db.patients.find_one({"_id": ObjectId(body["data"]["_id"])})
+    assert "lastName" not in raw
+    assert unsealed.patient(raw)["lastName"] == "Smith"
 
 
 def test_another_doctors_appointment_is_refused_and_leaves_no_patient(client, db, add_appointment):
@@ -105,14 +114,16 @@ def test_linked_appointment_is_refused_and_leaves_no_second_patient(client, db, 
     assert db.appointments.find_one({"_id": ObjectId(appointment_id)})["patient_id"] == first
 
 
-def test_second_link_to_the_same_appointment_is_refused(client, db, add_appointment):
+def test_second_link_to_the_same_appointment_is_refused(client, db, add_appointment, unsealed):
     appointment_id = add_appointment()
     assert post(client, jane(appointment_id)).status_code == 201
     response = post(client, jane(appointment_id, firstName="John"))
 
     assert response.status_code == 409
     assert db.patients.count_documents({}) == 1
-    assert db.patients.find_one()["firstName"] == "Jane"
+    raw = db.patients.find_one()
+    assert "firstName" not in raw
+    assert unsealed.patient(raw)["firstName"] == "Jane"
 
 
 def test_uid_of_another_doctor_is_forbidden_and_writes_nothing(client, db, add_appointment):

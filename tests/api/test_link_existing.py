@@ -10,14 +10,16 @@ from tests.conftest import bearer, jane
 
 
 @pytest.fixture
-def add_patient(db):
-    """Insert a patient straight into the database and return its id as a string."""
+def add_patient(app, db):
+    """Insert a patient straight into the database, stored as the service stores one, and return its id."""
+    app.extensions["clinic.db"].prepare()
+    values = app.extensions["clinic.db"].values
 
     def add(doctor_id="doctor_a", first="Jane", last="Smith", **fields):
         patient_id = ObjectId()
-        db.patients.insert_one({"_id": patient_id, "doctor_id": doctor_id, "firstName": first, "lastName": last,
-                                **fields, "created_at": datetime.datetime.now(datetime.timezone.utc),
-                                "name_keys": [first.lower(), last.lower()]})
+        own = {"firstName": first, "lastName": last, **fields}
+        db.patients.insert_one({"_id": patient_id, "doctor_id": doctor_id, **values.patient(doctor_id, own),
+                                "created_at": datetime.datetime.now(datetime.timezone.utc)})
         return str(patient_id)
 
     return add
@@ -236,7 +238,8 @@ def test_an_admin_may_link_for_any_doctor(client, db, add_appointment, add_patie
 # DELETE: unlink
 
 
-def test_unlinking_answers_the_free_appointment_and_keeps_the_patient(client, db, add_appointment, add_patient):
+def test_unlinking_answers_the_free_appointment_and_keeps_the_patient(client, db, add_appointment, add_patient,
+                                                                      unsealed):
     patient_id = add_patient()
     appointment_id = add_appointment(patient_id=ObjectId(patient_id), reason="Check-up")
     response = delete(client, appointment_id)
@@ -245,7 +248,7 @@ def test_unlinking_answers_the_free_appointment_and_keeps_the_patient(client, db
     assert response.get_json() == {"success": True, "data": {
         "_id": appointment_id, "doctor_id": "doctor_a", "patient_id": None, "reason": "Check-up"}}
     assert linked_patient(db, appointment_id) is None
-    assert db.patients.find_one({"_id": ObjectId(patient_id)})["firstName"] == "Jane"
+    assert unsealed.patient(db.patients.find_one({"_id": ObjectId(patient_id)}))["firstName"] == "Jane"
     assert trail(db) == [("appointment.unlink", 200, {"appointment_id": appointment_id, "patient_id": patient_id})]
 
 
@@ -352,7 +355,7 @@ def test_refused_links_and_unlinks_are_recorded_with_their_ids_and_status(client
     assert linked_patient(db, free) is None and linked_patient(db, taken) == foreign
 
 
-def test_no_patient_value_reaches_the_audit_trail_or_the_logs(client, db, add_appointment, caplog, capfd):
+def test_no_patient_value_reaches_the_audit_trail_or_the_logs(client, db, add_appointment, caplog, capfd, unsealed):
     caplog.set_level(logging.DEBUG)
     marker = "Zqxlinkname5521"
     created = client.post("/patients/add_and_link?uid=doctor_a", headers=bearer(),
@@ -373,13 +376,15 @@ def test_no_patient_value_reaches_the_audit_trail_or_the_logs(client, db, add_ap
     assert "/patient" in captured  # the request lines were captured
     for value in (marker, "1990-03-20", "Boston", "Aetna", "AET789012", "+1234567892"):
         assert value not in stored and value not in captured
-    assert db.patients.find_one({"_id": ObjectId(patient_id)})["firstName"] == marker
+    raw = db.patients.find_one({"_id": ObjectId(patient_id)})
+    assert "firstName" not in raw and marker not in repr(raw)
+    assert unsealed.patient(raw)["firstName"] == marker
 
 
 # GET /patients?dateOfBirth=
 
 
-def test_date_of_birth_finds_exactly_the_patients_born_that_day_newest_first(client, db, add_patient):
+def test_date_of_birth_finds_exactly_the_patients_born_that_day_newest_first(client, db, add_patient, unsealed):
     older = add_patient(first="Jane", dateOfBirth="1990-03-20")
     add_patient(first="Jane", dateOfBirth="1990-03-21")
     add_patient(first="Joan")
@@ -390,7 +395,8 @@ def test_date_of_birth_finds_exactly_the_patients_born_that_day_newest_first(cli
     assert response.status_code == 200
     body = response.get_json()
     assert [p["_id"] for p in body["data"]] == [newer, older] and body["next"] is None
-    stored = {str(p["_id"]) for p in db.patients.find({"doctor_id": "doctor_a", "dateOfBirth": "1990-03-20"})}
+    stored = {str(p["_id"]) for p in db.patients.find({"doctor_id": "doctor_a"})
+              if unsealed.patient(p).get("dateOfBirth") == "1990-03-20"}
     assert stored == {newer, older}
 
 

@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.records import INTERNAL_PATIENT_FIELDS
-from tests.conftest import bearer, jane, make_config
+from app.sealing import SEALED_FIELDS
+from tests.conftest import Unsealed, bearer, jane, make_config
 
 DOCTOR = "doctor_a"
 PROPERTY_SETTINGS = settings(max_examples=60, deadline=None, database=None,
@@ -60,6 +61,14 @@ def service():
     return app.test_client(), client["properties"]
 
 
+@pytest.fixture(scope="module")
+def unsealed_here(service):
+    """Open what the module's service stored sealed (see tests.conftest.Unsealed)."""
+    app = service[0].application
+    app.extensions["clinic.db"].prepare()
+    return Unsealed(app)
+
+
 def free_appointment(db):
     """Insert a free appointment of the doctor straight into the database and return its id."""
     appointment_id = ObjectId()
@@ -89,7 +98,8 @@ def assert_refused_with_the_envelope(response):
 @pytest.mark.parametrize("path", list(PLAUSIBLE))
 @PROPERTY_SETTINGS
 @given(data=st.data())
-def test_any_value_in_a_patient_field_is_stored_exactly_or_refused_with_nothing_written(service, path, data):
+def test_any_value_in_a_patient_field_is_stored_exactly_or_refused_with_nothing_written(service, unsealed_here, path,
+                                                                                         data):
     http, db = service
     value = data.draw(json_values | PLAUSIBLE[path], label=path)
     appointment_id = free_appointment(db)
@@ -107,7 +117,10 @@ def test_any_value_in_a_patient_field_is_stored_exactly_or_refused_with_nothing_
             expected[name] = expected[name].strip()
         data_sent_back = response.get_json()["data"]
         assert exactly(data_sent_back) == exactly({"_id": data_sent_back["_id"], "doctor_id": DOCTOR, **expected})
-        stored = db.patients.find_one({"_id": ObjectId(data_sent_back["_id"])})
+        raw = db.patients.find_one({"_id": ObjectId(data_sent_back["_id"])})
+        # Nothing but ids, times, version and the sealed value with its blind indexes: no plain copy of a field.
+        assert set(raw) - set(INTERNAL_PATIENT_FIELDS) <= set(SEALED_FIELDS), sorted(raw)
+        stored = unsealed_here.patient(raw)
         stored_fields = {key: item for key, item in stored.items() if key not in INTERNAL_PATIENT_FIELDS}
         assert exactly(stored_fields) == exactly(expected)
         assert db.patients.count_documents({}) == patients_before + 1

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from tests.conftest import SECRET
-from tests.live import GUNICORN, ROOT, bare_environment
+from tests.live import GUNICORN, MASTER_KEY_B64, ROOT, bare_environment
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import run_dev  # noqa: E402
@@ -27,9 +27,10 @@ def test_the_image_runs_plain_gunicorn_wsgi_app_listening_on_every_interface():
 
 @pytest.mark.slow
 def test_plain_gunicorn_reads_the_service_worker_and_no_access_log():
-    env = bare_environment(MONGODB_URI="mongodb://127.0.0.1:1", JWT_SECRET=SECRET)
+    env = bare_environment(MONGODB_URI="mongodb://127.0.0.1:1", JWT_SECRET=SECRET, FIELD_ENCRYPTION_KEY=MASTER_KEY_B64)
     result = subprocess.run([GUNICORN, "--print-config", "wsgi:app"], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
 
     settings = dict(re.findall(r"^(\w+)\s*=\s*(.*)$", result.stdout, re.MULTILINE))
     assert "ClinicWorker" in settings["worker_class"]

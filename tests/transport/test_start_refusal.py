@@ -7,12 +7,14 @@ import sys
 import pytest
 
 from tests.conftest import SECRET
-from tests.live import GUNICORN, ROOT, bare_environment
+from tests.live import GUNICORN, MASTER_KEY_B64, ROOT, bare_environment
 from tests.servers import free_port
 
 NOWHERE = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"
 NOT_A_PEM = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n"
 DEADLINE = 10
+# A good field-encryption master key: each case below has exactly one bad (or missing) setting.
+KEY = {"FIELD_ENCRYPTION_KEY": MASTER_KEY_B64}
 
 
 def run_bounded(command, env):
@@ -30,12 +32,12 @@ def run_bounded(command, env):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("settings, variable", [
-    ({"JWT_SECRET": "x"}, "JWT_SECRET"),
-    ({"JWT_SECRET": SECRET, "CORS_ORIGINS": "127.0.0.1:5510"}, "CORS_ORIGINS"),
-    ({"JWT_SECRET": SECRET, "MONGODB_TIMEOUT_MS": "abc"}, "MONGODB_TIMEOUT_MS"),
-    ({"JWT_PUBLIC_KEY": NOT_A_PEM}, "JWT_PUBLIC_KEY"),
-    ({}, "JWT_SECRET"),
-    ({"JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+    ({**KEY, "JWT_SECRET": "x"}, "JWT_SECRET"),
+    ({**KEY, "JWT_SECRET": SECRET, "CORS_ORIGINS": "127.0.0.1:5510"}, "CORS_ORIGINS"),
+    ({**KEY, "JWT_SECRET": SECRET, "MONGODB_TIMEOUT_MS": "abc"}, "MONGODB_TIMEOUT_MS"),
+    ({**KEY, "JWT_PUBLIC_KEY": NOT_A_PEM}, "JWT_PUBLIC_KEY"),
+    ({**KEY}, "JWT_SECRET"),
+    ({**KEY, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
 ], ids=["short-secret", "origin-without-scheme", "timeout-not-a-number", "public-key-not-pem", "no-key",
         "no-workers"])
 def test_gunicorn_refuses_a_bad_setting_with_one_line_naming_it(settings, variable):
@@ -50,18 +52,20 @@ def test_gunicorn_refuses_a_bad_setting_with_one_line_naming_it(settings, variab
 
 @pytest.mark.slow
 def test_a_worker_that_cannot_load_the_app_stops_gunicorn_instead_of_being_respawned():
-    env = bare_environment(MONGODB_URI=NOWHERE, PORT=free_port(), JWT_SECRET=SECRET)
+    # Every setting good, the master key too: gunicorn.conf.py passes and the workers boot, then fail to load.
+    env = bare_environment(MONGODB_URI=NOWHERE, PORT=free_port(), JWT_SECRET=SECRET, **KEY)
 
     status, _, stderr = run_bounded([GUNICORN, "tests.transport.unloadable_app:app"], env)
 
     assert status != 0
-    assert stderr.count("Booting worker") <= 2, stderr  # one per worker, never a second round
+    assert 1 <= stderr.count("Booting worker") <= 2, stderr  # one per worker, never a second round
 
 
 @pytest.mark.slow
 def test_make_run_refuses_a_short_secret_with_one_line_before_starting_a_database():
     db_port = free_port()
-    env = bare_environment(JWT_SECRET="x", EMBEDDED_DB_PORT=db_port, PORT=free_port())
+    # A master key of its own, so that run_dev.py does not make a development key in instance/ for this test.
+    env = bare_environment(JWT_SECRET="x", EMBEDDED_DB_PORT=db_port, PORT=free_port(), **KEY)
 
     status, _, stderr = run_bounded([sys.executable, "scripts/run_dev.py"], env)
 

@@ -1,0 +1,102 @@
+"""Client-side field-level encryption: the data key in the key vault, sealing values, and keyed blind indexes."""
+import hashlib
+import hmac
+import os
+
+from bson.binary import STANDARD, Binary
+from bson.codec_options import CodecOptions
+from pymongo.encryption import Algorithm, ClientEncryption
+from pymongo.errors import DuplicateKeyError, EncryptionError
+from pymongocrypt.errors import MongoCryptError
+
+from config import ConfigError
+
+# The data keys, wrapped by the master key, live in the service's own database, so a backup holds what it needs
+# to be read again with the master key, and nothing that reads it without.
+KEY_VAULT = "key_vault"
+# The blind-index key, sealed under the data key; like the data key, it is never stored in plaintext.
+SEARCH_KEYS = "search_keys"
+DATA_KEY_NAME = "clinic-patient-data"
+SEARCH_KEY_ID = "patient-search"
+SEARCH_KEY_BYTES = 32
+# Randomized: equal values seal differently, so ciphertexts say nothing; equality lookups go through blind indexes.
+SEALED = Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random
+# 128 bits of HMAC-SHA-256: collisions between distinct values are out of reach, and index entries stay small.
+BLIND_INDEX_BYTES = 16
+
+
+class MasterKeyMismatch(ConfigError):
+    """The configured master key does not open the data key the database was written with."""
+
+
+class FieldEncryption:
+    """Seal and unseal values with the clinic's data key, and key the blind indexes that stand in for searches."""
+
+    def __init__(self, client_encryption, data_key_id, search_key):
+        self._encryption = client_encryption
+        self._data_key_id = data_key_id
+        self._search_key = search_key
+
+    @classmethod
+    def open(cls, db, key_vault_client, master_key):
+        """Open (creating on first use) the data key and the search key of this database under the master key."""
+        # The data key stays cached for the life of the process (key_expiration_ms=0): no request ever waits on
+        # the key vault or a KMS, and a rotation (which rewraps, never replaces, the data key) needs no restart.
+        encryption = ClientEncryption(master_key.kms_providers(), f"{db.name}.{KEY_VAULT}", key_vault_client,
+                                      CodecOptions(uuid_representation=STANDARD), key_expiration_ms=0)
+        data_key_id = _data_key(encryption, master_key)
+        search_key = _search_key(db, encryption, data_key_id, master_key)
+        return cls(encryption, data_key_id, search_key)
+
+    def seal(self, value):
+        """Encrypt a value (a string, a document) with the data key."""
+        return self._encryption.encrypt(value, SEALED, key_id=self._data_key_id)
+
+    def unseal(self, sealed):
+        """Decrypt a sealed value."""
+        return self._encryption.decrypt(sealed)
+
+    def blind(self, kind, doctor_id, value):
+        """Return the keyed blind index of a value: equal for equal values of one doctor, meaningless without the key."""
+        # The doctor is part of the input, so the same name at two doctors' does not show as the same entry.
+        message = "\0".join((kind, doctor_id, value)).encode()
+        return Binary(hmac.digest(self._search_key, message, hashlib.sha256)[:BLIND_INDEX_BYTES])
+
+
+def _data_key(encryption, master_key):
+    """Return the id of the clinic's data key, creating it under the master key if the vault has none."""
+    stored = encryption.get_key_by_alt_name(DATA_KEY_NAME)
+    if stored is None:
+        try:
+            return encryption.create_data_key(master_key.provider, master_key=master_key.key,
+                                              key_alt_names=[DATA_KEY_NAME])
+        except EncryptionError as error:
+            # Another worker created it first: the unique index on keyAltNames keeps one.
+            if not isinstance(error.cause, DuplicateKeyError):
+                raise
+            stored = encryption.get_key_by_alt_name(DATA_KEY_NAME)
+    wrapped_by = stored["masterKey"]["provider"]
+    if wrapped_by != master_key.provider:
+        raise MasterKeyMismatch(f"the data key in {KEY_VAULT} is wrapped by master key {wrapped_by}, but the "
+                                f"configured one is {master_key.provider}: configure the master key it was made with")
+    return stored["_id"]
+
+
+def _search_key(db, encryption, data_key_id, master_key):
+    """Return the blind-index key, creating it (sealed under the data key) on first use."""
+    keys = db[SEARCH_KEYS]
+    stored = keys.find_one({"_id": SEARCH_KEY_ID})
+    if stored is None:
+        sealed = encryption.encrypt(Binary(os.urandom(SEARCH_KEY_BYTES)), SEALED, key_id=data_key_id)
+        try:
+            keys.insert_one({"_id": SEARCH_KEY_ID, "key": sealed})
+        except DuplicateKeyError:
+            pass  # another worker stored one first: use theirs
+        stored = keys.find_one({"_id": SEARCH_KEY_ID})
+    try:
+        return bytes(encryption.decrypt(stored["key"]))
+    except EncryptionError as error:
+        if not isinstance(error.cause, MongoCryptError):
+            raise  # the key vault or the KMS was out of reach: not a wrong key
+        raise MasterKeyMismatch(f"the master key {master_key.provider} does not open the data key in "
+                                f"{KEY_VAULT} ({error.cause})") from None

@@ -1,0 +1,137 @@
+"""How patient values are kept in the database: sealed by field encryption, or plain (development, and old records)."""
+import hmac
+import re
+
+# What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
+# (with lower-cased names for the search), or one sealed value and its blind indexes.
+SEALED_FIELDS = ("sealed", "name_index", "birth_index")
+PLAIN_SEARCH_FIELDS = ("name_keys",)
+
+
+class SealedWithoutKey(RuntimeError):
+    """A sealed record was read by a service running with FIELD_ENCRYPTION=off."""
+
+
+class PlainValues:
+    """Patient values stored as given: FIELD_ENCRYPTION=off, and every record written before encryption."""
+
+    def patient(self, doctor_id, fields):
+        """Return what is stored of a patient's own fields."""
+        return {**fields, "name_keys": [fields["firstName"].lower(), fields["lastName"].lower()]}
+
+    def patient_fields(self, stored, internal):
+        """Return a stored patient's own fields (everything but the internal names)."""
+        if "sealed" in stored:
+            raise SealedWithoutKey("a patient record is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        return {name: value for name, value in stored.items()
+                if name not in internal and name not in SEALED_FIELDS and name not in PLAIN_SEARCH_FIELDS}
+
+    def version(self, fields):
+        """Return what is stored of the fields of a patient's earlier version."""
+        return {"patient": fields}
+
+    def version_fields(self, stored):
+        """Return the fields of a stored earlier version."""
+        if "sealed" in stored:
+            raise SealedWithoutKey("a patient version is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        return stored["patient"]
+
+    def name_search(self, doctor_id, prefix):
+        """Return the filter matching patients whose first or last name starts with prefix, in any case."""
+        # An anchored prefix on lower-cased keys: served by the index.
+        return {"name_keys": {"$regex": "^" + re.escape(prefix.lower())}}
+
+    def birth_search(self, doctor_id, born_on):
+        """Return the filter matching patients born on this date."""
+        return {"dateOfBirth": born_on}
+
+    def answer(self, body):
+        """Return what is stored of an idempotent request's answer body."""
+        return {"body": body}
+
+    def answer_body(self, stored):
+        """Return the answer body of a stored idempotency record."""
+        if "sealed" in stored:
+            raise SealedWithoutKey("a stored answer is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        return stored["body"]
+
+    def request_fingerprint(self, digest):
+        """Return what is stored to recognise a repeated request by its digest."""
+        return {"fingerprint": digest}
+
+    def same_request(self, stored, digest):
+        """Tell whether a stored idempotency record was made for the request with this digest."""
+        return hmac.compare_digest(stored.get("fingerprint", ""), digest)
+
+
+class SealedValues(PlainValues):
+    """Patient values sealed by field encryption: the database only sees ciphertexts and keyed blind indexes.
+
+    Records written in plain before encryption are still read until `flask encrypt-existing` seals them (a
+    change to one stores it sealed), and found by the searches if there were any when the service started.
+    """
+
+    def __init__(self, encryption, plain_patients):
+        self._encryption = encryption
+        # Searching both forms takes an $or, which some servers answer by scanning: only while plain ones remain.
+        self._plain_patients = plain_patients
+
+    def patient(self, doctor_id, fields):
+        """Return a patient's own fields as one sealed value, with the blind indexes its searches use."""
+        stored = {"sealed": self._encryption.seal(fields), "name_index": self._name_index(doctor_id, fields)}
+        if "dateOfBirth" in fields:
+            stored["birth_index"] = self._encryption.blind("birth", doctor_id, fields["dateOfBirth"])
+        return stored
+
+    def _name_index(self, doctor_id, fields):
+        """Return the blind index of every prefix of the lower-cased first and last names (what `q` matches)."""
+        prefixes = {name.lower()[:length] for name in (fields["firstName"], fields["lastName"])
+                    for length in range(1, len(name.lower()) + 1)}
+        return sorted(self._encryption.blind("name", doctor_id, prefix) for prefix in prefixes)
+
+    def patient_fields(self, stored, internal):
+        """Return a stored patient's own fields, unsealing them (or reading a plain record as it is)."""
+        if "sealed" in stored:
+            return self._encryption.unseal(stored["sealed"])
+        return super().patient_fields(stored, internal)
+
+    def version(self, fields):
+        """Return an earlier version's fields as one sealed value."""
+        return {"sealed": self._encryption.seal(fields)}
+
+    def version_fields(self, stored):
+        """Return the fields of a stored earlier version, sealed or plain."""
+        return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().version_fields(stored)
+
+    def name_search(self, doctor_id, prefix):
+        """Match the prefix's blind index, or a plain record's lower-cased names."""
+        sealed = {"name_index": self._encryption.blind("name", doctor_id, prefix.lower())}
+        return {"$or": [sealed, super().name_search(doctor_id, prefix)]} if self._plain_patients else sealed
+
+    def birth_search(self, doctor_id, born_on):
+        """Match the date's blind index, or a plain record's date of birth."""
+        sealed = {"birth_index": self._encryption.blind("birth", doctor_id, born_on)}
+        return {"$or": [sealed, super().birth_search(doctor_id, born_on)]} if self._plain_patients else sealed
+
+    def answer(self, body):
+        """Seal an answer body: it may hold a whole patient (a 201, the documented 404)."""
+        return {"sealed": self._encryption.seal(body)}
+
+    def answer_body(self, stored):
+        """Return a stored answer body, sealed or plain."""
+        return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().answer_body(stored)
+
+    def request_fingerprint(self, digest):
+        """Key the request digest: a bare hash of a body would let anyone confirm a guessed patient record."""
+        return {"request_mac": self._request_mac(digest)}
+
+    def same_request(self, stored, digest):
+        """Compare with the keyed digest, or with the bare one of a record stored before encryption."""
+        if "request_mac" in stored:
+            return hmac.compare_digest(bytes(stored["request_mac"]), bytes(self._request_mac(digest)))
+        return super().same_request(stored, digest)
+
+    def _request_mac(self, digest):
+        """Return the keyed digest of a request."""
+        return self._encryption.blind("request", "", digest)
+
