@@ -8,7 +8,7 @@ TTL ?= 3600
 STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: help venv install run test bench token clean clean-instance
+.PHONY: help venv install run test bench token encrypt-existing rotate-key clean clean-instance
 
 help:
 	@echo "make install           create $(VENV) and install requirements-dev.txt"
@@ -16,8 +16,10 @@ help:
 	@echo "make test              run the tests (PYTEST_ARGS=... to pass options)"
 	@echo "make bench             measure POST /patients/add_and_link (BENCH_* settings: bench/README.md)"
 	@echo "make -s token UID=...  print a dev JWT (optional ROLES=admin TTL=3600)"
+	@echo "make encrypt-existing  encrypt patient values stored before field encryption (make run must be running)"
+	@echo "make rotate-key        rewrap the data key under a new instance/field_encryption_key (make run running)"
 	@echo "make clean             remove $(VENV) and caches, keep instance/"
-	@echo "make clean-instance    remove instance/ (dev database and secret)"
+	@echo "make clean-instance    remove instance/ (dev database, secret and master key)"
 
 venv install: $(STAMP)
 
@@ -55,6 +57,13 @@ token: export TOKEN_ROLES := $(ROLES)
 token: export TOKEN_TTL := $(TTL)
 token: $(STAMP)
 	@$(VENV)/bin/python scripts/mint_token.py --uid "$$TOKEN_UID" --roles "$$TOKEN_ROLES" --ttl "$$TOKEN_TTL"
+
+# Operator commands (flask --app wsgi ...) on the database `make run` serves.
+encrypt-existing: $(STAMP)
+	$(VENV)/bin/python scripts/dev_command.py encrypt-existing
+
+rotate-key: $(STAMP)
+	$(VENV)/bin/python scripts/dev_command.py rotate-master-key
 
 # instance/ holds the dev database and secret, so only clean-instance removes it.
 clean:

@@ -6,7 +6,7 @@ import sys
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app import cors, errors, request_log, web
+from app import commands, cors, errors, request_log, web
 from app.body_limit import BodyLimit
 from app.auth import TokenVerifier
 from app.db import Database, build_client
@@ -51,6 +51,7 @@ def create_app(config=None):
     request_log.register(app)
     app.after_request(web.forbid_storing)
     cors.register(app, config.CORS_ORIGINS)
+    commands.register(app)
     return app
 
 

@@ -1,0 +1,60 @@
+"""Operator commands on the service's database: `flask --app wsgi encrypt-existing` and `rotate-master-key`."""
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from app.encrypt_existing import encrypt_existing, still_plain
+from app.key_rotation import rotate_master_key
+from config import ConfigError, master_key_from_env
+
+
+def register(app):
+    """Add the operator commands to the app's `flask` command line."""
+    app.cli.add_command(encrypt_existing_command)
+    app.cli.add_command(rotate_master_key_command)
+
+
+def _database():
+    """Return the service's database, prepared (so its data key is open) or failing with one line."""
+    database = current_app.extensions["clinic.db"]
+    database.prepare()
+    return database
+
+
+@click.command("encrypt-existing")
+@with_appcontext
+def encrypt_existing_command():
+    """Encrypt in place the patient values stored before field encryption (safe to rerun and to interrupt)."""
+    database = _database()
+    if database.master_key is None:
+        raise click.ClickException("FIELD_ENCRYPTION=off: there is no key to encrypt with")
+    sealed = encrypt_existing(database.db, database.values)
+    left = still_plain(database.db)
+    click.echo("encrypted " + ", ".join(f"{count} {name}" for name, count in sealed.items()))
+    if any(left.values()):
+        # Only documents changed while this ran are left; each change stored them sealed already or a rerun will.
+        raise click.ClickException("still plain: " + ", ".join(f"{count} {name}" for name, count in left.items())
+                                   + "; run it again")
+    click.echo("no plain patient values are left")
+
+
+@click.command("rotate-master-key")
+@with_appcontext
+def rotate_master_key_command():
+    """Rewrap the data key from the configured master key to NEW_FIELD_ENCRYPTION_KEY (or NEW_FIELD_ENCRYPTION_KMS_*)."""
+    try:
+        new = master_key_from_env("NEW_")
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    if new is None:
+        raise click.ClickException("set NEW_FIELD_ENCRYPTION_KEY (or NEW_FIELD_ENCRYPTION_KMS_PROVIDER and "
+                                   "NEW_FIELD_ENCRYPTION_MASTER_KEY) to the master key to rotate to")
+    database = _database()
+    if database.master_key is None:
+        raise click.ClickException("FIELD_ENCRYPTION=off: there is no master key to rotate from")
+    try:
+        count = rotate_master_key(database.db, database.key_vault_client, database.master_key, new)
+    except ConfigError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"rewrapped {count} data key(s) under {new.provider}; start the service with the new master key, "
+               "then retire the old one")

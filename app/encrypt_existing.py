@@ -1,0 +1,61 @@
+"""Seal in place the patient values written before field encryption: idempotent, resumable, safe beside traffic."""
+from app.records import IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
+from app.sealing import PLAIN_SEARCH_FIELDS, PlainValues
+
+PLAIN = PlainValues()
+
+
+def encrypt_existing(db, values):
+    """Seal every plain patient, version and stored answer; return how many of each were sealed."""
+    # Each document is sealed by one conditional update, so a run stopped anywhere resumes where it stopped, and
+    # a document changed meanwhile (by the service, which stores it sealed) is left to the change.
+    return {
+        PATIENTS: sum(_seal_patient(db, values, stored) for stored in db[PATIENTS].find({"sealed": {"$exists": False}})),
+        PATIENT_VERSIONS: sum(_seal_version(db, values, stored)
+                              for stored in db[PATIENT_VERSIONS].find({"sealed": {"$exists": False}})),
+        IDEMPOTENCY: sum(_seal_answer(db, values, stored) for stored in db[IDEMPOTENCY].find(
+            {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]})),
+    }
+
+
+def still_plain(db):
+    """Return how many documents of each collection still hold plain patient values."""
+    return {
+        PATIENTS: db[PATIENTS].count_documents({"sealed": {"$exists": False}}),
+        PATIENT_VERSIONS: db[PATIENT_VERSIONS].count_documents({"sealed": {"$exists": False}}),
+        IDEMPOTENCY: db[IDEMPOTENCY].count_documents(
+            {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}),
+    }
+
+
+def _seal_patient(db, values, stored):
+    """Seal one plain patient unless it changed since it was read; tell whether it was sealed."""
+    fields = PLAIN.patient_fields(stored, INTERNAL_PATIENT_FIELDS)
+    plain_names = {name: "" for name in (*fields, *PLAIN_SEARCH_FIELDS)}
+    # Every change moves the version on: matching the version read means nothing was changed since.
+    result = db[PATIENTS].update_one(
+        {"_id": stored["_id"], "sealed": {"$exists": False}, "version": stored.get("version")},
+        {"$set": values.patient(stored["doctor_id"], fields), "$unset": plain_names})
+    return result.modified_count
+
+
+def _seal_version(db, values, stored):
+    """Seal one plain earlier version (versions never change)."""
+    result = db[PATIENT_VERSIONS].update_one(
+        {"_id": stored["_id"], "sealed": {"$exists": False}},
+        {"$set": values.version(PLAIN.version_fields(stored)), "$unset": {"patient": ""}})
+    return result.modified_count
+
+
+def _seal_answer(db, values, stored):
+    """Seal one stored answer and key its request digest, unless its request settled it since it was read."""
+    update = {"$set": {}, "$unset": {}}
+    if "body" in stored:
+        update["$set"].update(values.answer(stored["body"]))
+        update["$unset"]["body"] = ""
+    if "fingerprint" in stored:
+        update["$set"].update(values.request_fingerprint(stored["fingerprint"]))
+        update["$unset"]["fingerprint"] = ""
+    result = db[IDEMPOTENCY].update_one(
+        {"_id": stored["_id"], "state": stored["state"], "claimed_at": stored["claimed_at"]}, update)
+    return result.modified_count

@@ -1,0 +1,22 @@
+"""Master key rotation: rewrap the data key under a new master key, after which the old one is no longer needed."""
+from bson.binary import STANDARD
+from bson.codec_options import CodecOptions
+from pymongo.encryption import ClientEncryption
+
+from app.field_encryption import KEY_VAULT, FieldEncryption
+from config import ConfigError
+
+
+def rotate_master_key(db, key_vault_client, old, new):
+    """Rewrap every data key of the vault from the old master key to the new one; return how many were rewrapped."""
+    if old.provider == new.provider and old.key == new.key:
+        raise ConfigError("the new master key is the one already in use")
+    # Both keys in one ClientEncryption: libmongocrypt unwraps with the old and wraps with the new, and the data
+    # key itself (so every sealed value) stays as it is.
+    providers = {**old.kms_providers(), **new.kms_providers()}
+    with ClientEncryption(providers, f"{db.name}.{KEY_VAULT}", key_vault_client,
+                          CodecOptions(uuid_representation=STANDARD)) as encryption:
+        result = encryption.rewrap_many_data_key({}, provider=new.provider, master_key=new.key)
+    # Proof before anyone retires the old key: the new one alone opens the data key and the search key.
+    FieldEncryption.open(db, key_vault_client, new)
+    return 0 if result.bulk_write_result is None else result.bulk_write_result.modified_count
