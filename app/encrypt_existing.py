@@ -1,8 +1,10 @@
 """Seal in place the patient values written before field encryption: idempotent, resumable, safe beside traffic."""
-from app.records import IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
+from app.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
 from app.sealing import PLAIN_SEARCH_FIELDS, PlainValues
 
 PLAIN = PlainValues()
+# Appointments written before encryption with a reason for the visit in plain.
+PLAIN_REASONS = {"reason": {"$exists": True}, "sealed": {"$exists": False}}
 
 
 def encrypt_existing(db, values):
@@ -15,6 +17,7 @@ def encrypt_existing(db, values):
                               for stored in db[PATIENT_VERSIONS].find({"sealed": {"$exists": False}})),
         IDEMPOTENCY: sum(_seal_answer(db, values, stored) for stored in db[IDEMPOTENCY].find(
             {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]})),
+        APPOINTMENTS: sum(_seal_appointment(db, values, stored) for stored in db[APPOINTMENTS].find(PLAIN_REASONS)),
     }
 
 
@@ -25,6 +28,7 @@ def still_plain(db):
         PATIENT_VERSIONS: db[PATIENT_VERSIONS].count_documents({"sealed": {"$exists": False}}),
         IDEMPOTENCY: db[IDEMPOTENCY].count_documents(
             {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}),
+        APPOINTMENTS: db[APPOINTMENTS].count_documents(PLAIN_REASONS),
     }
 
 
@@ -44,6 +48,15 @@ def _seal_version(db, values, stored):
     result = db[PATIENT_VERSIONS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}},
         {"$set": values.version(PLAIN.version_fields(stored)), "$unset": {"patient": ""}})
+    return result.modified_count
+
+
+def _seal_appointment(db, values, stored):
+    """Seal one appointment's reason for the visit (a link changes only its patient, never its reason)."""
+    private = {name: stored[name] for name in ("reason",) if name in stored}
+    result = db[APPOINTMENTS].update_one(
+        {"_id": stored["_id"], "sealed": {"$exists": False}, **private},
+        {"$set": values.appointment(private), "$unset": {name: "" for name in private}})
     return result.modified_count
 
 

@@ -51,9 +51,9 @@ def version_entry(patient_id, doctor_id, fields, version, at, actor):
     return {"_id": str(patient_id), "doctor_id": doctor_id, **fields, "version": version, "at": at, "actor": actor}
 
 
-def public_appointment(stored):
-    """Shape a stored appointment as callers see it: string ids."""
-    appointment = dict(stored)
+def public_appointment(stored, values):
+    """Shape a stored appointment as callers see it: string ids, its sealed fields opened by values."""
+    appointment = values.appointment_fields(stored)
     appointment["_id"] = str(stored["_id"])
     if stored.get("patient_id") is not None:
         appointment["patient_id"] = str(stored["patient_id"])
@@ -207,15 +207,18 @@ class Records:
 
     def add_appointment(self, doctor_id, fields):
         """Store a new appointment of this doctor, without a patient, and return it."""
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, "patient_id": None, **fields}
-        return public_appointment(self._insert(APPOINTMENTS, document))
+        document = {"_id": ObjectId(), "doctor_id": doctor_id, "patient_id": None}
+        self._insert(APPOINTMENTS, {**document, **self._values.appointment(fields)})
+        # Shaped from the fields given: unsealing what was just sealed would cost a decryption.
+        return {**document, "_id": str(document["_id"]), **fields}
 
     def list_appointments(self, doctor_id, limit, after=None, linked=None):
         """Return one page of the doctor's appointments by date, and the cursor of the next page."""
         query = {"doctor_id": doctor_id}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
-        return self._page(APPOINTMENTS, query, "date", limit, after, descending=False, shape=public_appointment)
+        return self._page(APPOINTMENTS, query, "date", limit, after, descending=False,
+                          shape=lambda stored: public_appointment(stored, self._values))
 
     def _page(self, collection, query, field, limit, after, descending, shape):
         """Run a keyset-paginated query on (field, _id); a page never skips or repeats an item."""
@@ -233,7 +236,7 @@ class Records:
     def find_appointment(self, appointment_id):
         """Return the appointment with this id, or None."""
         stored = self._db[APPOINTMENTS].find_one({"_id": object_id(appointment_id)}, session=self._session)
-        return None if stored is None else public_appointment(stored)
+        return None if stored is None else public_appointment(stored, self._values)
 
     def link_patient(self, appointment_id, doctor_id, patient_id):
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""

@@ -6,6 +6,8 @@ import re
 # (with lower-cased names for the search), or one sealed value and its blind indexes.
 SEALED_FIELDS = ("sealed", "name_index", "birth_index")
 PLAIN_SEARCH_FIELDS = ("name_keys",)
+# An appointment's own fields that stay plain: its time, which lists sort by. The reason for a visit is sealed.
+PLAIN_APPOINTMENT_FIELDS = ("date",)
 
 
 class SealedWithoutKey(RuntimeError):
@@ -29,6 +31,16 @@ class PlainValues:
     def version(self, fields):
         """Return what is stored of the fields of a patient's earlier version."""
         return {"patient": fields}
+
+    def appointment(self, fields):
+        """Return what is stored of an appointment's own fields."""
+        return fields
+
+    def appointment_fields(self, stored):
+        """Return a stored appointment as it was given (ids included)."""
+        if "sealed" in stored:
+            raise SealedWithoutKey("an appointment is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        return dict(stored)
 
     def version_fields(self, stored):
         """Return the fields of a stored earlier version."""
@@ -98,6 +110,21 @@ class SealedValues(PlainValues):
     def version(self, fields):
         """Return an earlier version's fields as one sealed value."""
         return {"sealed": self._encryption.seal(fields)}
+
+    def appointment(self, fields):
+        """Return an appointment's time as it is and the rest (the reason for the visit) as one sealed value."""
+        stored = {name: value for name, value in fields.items() if name in PLAIN_APPOINTMENT_FIELDS}
+        private = {name: value for name, value in fields.items() if name not in PLAIN_APPOINTMENT_FIELDS}
+        if private:
+            stored["sealed"] = self._encryption.seal(private)
+        return stored
+
+    def appointment_fields(self, stored):
+        """Return a stored appointment with its sealed fields opened (or a plain one as it is)."""
+        if "sealed" not in stored:
+            return super().appointment_fields(stored)
+        opened = {name: value for name, value in stored.items() if name != "sealed"}
+        return {**opened, **self._encryption.unseal(stored["sealed"])}
 
     def version_fields(self, stored):
         """Return the fields of a stored earlier version, sealed or plain."""

@@ -62,9 +62,10 @@ def readable(mongo, values):
                    for value in values if value.encode() in raw})
 
 
-def create_appointment(client, date="2026-12-01T09:00:00Z"):
+def create_appointment(client, date="2026-12-01T09:00:00Z", reason=None):
     """Create an appointment through the API and return its id."""
-    response = client.post("/appointments?uid=doctor_a", json={"date": date}, headers=DOCTOR)
+    body = {"date": date, **({"reason": reason} if reason else {})}
+    response = client.post("/appointments?uid=doctor_a", json=body, headers=DOCTOR)
     assert response.status_code == 201, response.get_json()
     return response.get_json()["data"]["_id"]
 
@@ -73,8 +74,11 @@ def test_no_patient_value_is_readable_in_any_collection_and_every_route_reads_it
     # Every way a patient value is stored: add_and_link with and without a key, the documented 404 with a key
     # (its answer holds the whole patient), a PATCH (the old version goes to the history).
     plain, keyed, kept, patch = (marked_patient(tag) for tag in ("Plain7", "Keyed7", "Kept7", "Patch7"))
+    # The reason for a visit says something of the patient's health too.
+    reason = "Qreason7 chest pain follow-up"
+    appointment_id = create_appointment(client, reason=reason)
     created = client.post("/patients/add_and_link?uid=doctor_a",
-                          json={"appointment_id": create_appointment(client), **plain}, headers=DOCTOR)
+                          json={"appointment_id": appointment_id, **plain}, headers=DOCTOR)
     replayable = {"appointment_id": create_appointment(client, "2026-12-02T09:00:00Z"), **keyed}
     first = client.post("/patients/add_and_link?uid=doctor_a", json=replayable,
                         headers={**DOCTOR, "Idempotency-Key": "encryption-1"})
@@ -85,7 +89,7 @@ def test_no_patient_value_is_readable_in_any_collection_and_every_route_reads_it
     patched = client.patch(f"/patients/{patient_id}?uid=doctor_a", json=patch, headers={**DOCTOR, "If-Match": '"1"'})
     assert (created.status_code, first.status_code, not_found.status_code, patched.status_code) == (201, 201, 404, 200)
 
-    everything = markers(plain) + markers(keyed) + markers(kept) + markers(patch)
+    everything = markers(plain) + markers(keyed) + markers(kept) + markers(patch) + ["Qreason7"]
     assert readable(mongo, everything) == []
 
     # Callers read every value back in plain, from each place it is kept.
@@ -104,6 +108,10 @@ def test_no_patient_value_is_readable_in_any_collection_and_every_route_reads_it
     assert kept_replay.get_json()["data"]["firstName"] == kept["firstName"]
     listed = client.get("/patients?uid=doctor_a&q=qfirstkeyed&dateOfBirth=1961-07-13", headers=DOCTOR).get_json()
     assert [p["lastName"] for p in listed["data"]] == [keyed["lastName"]]
+    appointment = client.get(f"/appointments/{appointment_id}?uid=doctor_a", headers=DOCTOR).get_json()["data"]
+    assert appointment["reason"] == reason and appointment["patient_id"] == patient_id
+    listed = client.get("/appointments?uid=doctor_a&linked=true", headers=DOCTOR).get_json()["data"]
+    assert [a["reason"] for a in listed if a["_id"] == appointment_id] == [reason]
 
 
 def test_the_scan_finds_values_stored_without_encryption(mongo):
@@ -114,10 +122,10 @@ def test_the_scan_finds_values_stored_without_encryption(mongo):
     patient = marked_patient("Control7")
     api = app.test_client()
     response = api.post("/patients/add_and_link?uid=doctor_a",
-                        json={"appointment_id": create_appointment(api), **patient}, headers=DOCTOR)
+                        json={"appointment_id": create_appointment(api, reason="Qreason7"), **patient}, headers=DOCTOR)
     assert response.status_code == 201
-    assert {value for _, value in readable(mongo, markers(patient))} >= {patient["firstName"], patient["medicalHistory"],
-                                                                         patient["contact"]["email"]}
+    found = {value for _, value in readable(mongo, markers(patient) + ["Qreason7"])}
+    assert found >= {patient["firstName"], patient["medicalHistory"], patient["contact"]["email"], "Qreason7"}
 
 
 NAMES = [("Ana", "Smith", "1990-03-20"), ("anabel", "Jones", "1985-01-02"), ("Zoë", "ANDERSEN", "1990-03-20"),
