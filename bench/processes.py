@@ -19,8 +19,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 60
 # The service's own settings; the bench sets those it needs and drops the rest, so a developer's
-# JWT_JWKS_URL (say) cannot take precedence over the bench's secret.
-SERVICE_VARIABLE_PREFIXES = ("MONGODB_", "JWT_", "CORS_", "LOG_LEVEL", "ALLOW_STANDALONE", "HOST", "PORT")
+# JWT_JWKS_URL (say) cannot take precedence over the bench's secret, nor a FIELD_ENCRYPTION=off over its master key.
+SERVICE_VARIABLE_PREFIXES = ("MONGODB_", "JWT_", "CORS_", "LOG_LEVEL", "ALLOW_STANDALONE", "HOST", "PORT",
+                             "FIELD_ENCRYPTION")
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import run_dev  # noqa: E402 - `make run`'s gunicorn command line, reused so the flags cannot drift
@@ -163,10 +164,17 @@ class Database:
         run_dev.stop(self.process, 15)
 
 
-def service_environment(uri, db_name, secret, standalone=False):
-    """Return the environment for gunicorn: ours without the service's settings, plus the bench's."""
+def service_environment(uri, db_name, secret, master_key, standalone=False):
+    """Return the environment for gunicorn: ours without the service's settings, plus the bench's.
+
+    master_key is a FIELD_ENCRYPTION_KEY (base64), or None for FIELD_ENCRYPTION=off.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(SERVICE_VARIABLE_PREFIXES)}
     env.update(MONGODB_URI=uri, MONGODB_DB=db_name, JWT_SECRET=secret)
+    if master_key:
+        env["FIELD_ENCRYPTION_KEY"] = master_key  # in the environment only: never written to a file
+    else:
+        env["FIELD_ENCRYPTION"] = "off"
     if standalone:
         env["ALLOW_STANDALONE"] = "1"  # the service refuses writes without transactions unless told otherwise
     return env

@@ -21,6 +21,8 @@ MEDIAN_FIELDS = ("rps", "p50_ms", "p95_ms", "p99_ms", "app_p99_ms", "service_cpu
 FLOOR_SHARE_TARGET = 0.8
 CPU_RATIO_TARGET = 2.0
 P99_GROWTH_TARGET = 1.25
+# Field encryption's issue: what it adds to add_and_link's service CPU per request stays under this share.
+ENCRYPTION_CPU_TARGET = 0.15
 # A stall: an operation (floor) or a request inside the app (endpoint) slower than this many times its run's p50.
 STALL_FACTOR = 4
 
@@ -177,6 +179,24 @@ def main_table(summary, concurrencies):
     return "\n".join(lines)
 
 
+def encryption_table(summary, concurrency):
+    """Return the markdown table of the success path with field encryption on and off (medians), and what it adds."""
+    runs = {state: summary.get(("endpoint", "201", concurrency, f"encryption {state}")) for state in ("on", "off")}
+    if not all(runs.values()):
+        return ""
+    lines = ["| field encryption | conc. | runs | req/s | service CPU ms/req | db CPU ms/req | errors |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for state, r in runs.items():
+        lines.append(f"| {state} | {concurrency} | {r['runs']} | {number(r['rps'])} | {number(r['service_cpu_ms'], 2)} "
+                     f"| {number(r['db_cpu_ms'], 2)} | {r['errors']} |")
+    on, off = runs["on"]["service_cpu_ms"], runs["off"]["service_cpu_ms"]
+    added = on / off - 1 if on is not None and off else None
+    status = "–" if added is None else "met" if added < ENCRYPTION_CPU_TARGET else "**not met**"
+    lines += ["", f"Encryption adds {number(None if added is None else 100 * added)}% CPU per request "
+                  f"(service CPU ms/req, on over off; target: under {100 * ENCRYPTION_CPU_TARGET:g}%: {status})."]
+    return "\n".join(lines)
+
+
 def scale_table(summary, concurrencies):
     """Return the markdown table comparing the success path on the empty and the scale database (medians)."""
     lines = ["| conc. | run | runs | req/s empty | req/s scale | p50 ms empty | p50 ms scale | p99 ms empty "
@@ -244,6 +264,16 @@ def render(results, context):
         "## Empty database",
         "",
         main_table(summary, s.concurrency),
+        "",
+        "## Field encryption on and off",
+        "",
+        f"add_and_link's success path through the service as deployed (field encryption on, under a master key made "
+        f"for the run) and through another gunicorn with the same flags and FIELD_ENCRYPTION=off, in front of the "
+        f"same empty database server, at concurrency {s.encryption_concurrency}: {s.rounds} pairs of runs, back to "
+        f"back, taking turns going first. Columns as in the table above; these runs are not part of its rows."
+        if s.encryption_concurrency else "Not measured (BENCH_ENCRYPTION_CONCURRENCY=0).",
+        "",
+        encryption_table(summary, s.encryption_concurrency),
         "",
         f"## Success path with {s.scale_records:,} patients and appointments over {s.scale_doctors:,} doctors",
         "",

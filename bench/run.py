@@ -1,4 +1,5 @@
 """Run the add_and_link benchmark: `python bench/run.py` (or `make bench`); settings come from BENCH_* variables."""
+import base64
 import json
 import os
 import resource
@@ -58,6 +59,8 @@ class Settings:
         int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",") if c.strip()])
     scale_records: int = field(default_factory=lambda: env_number("BENCH_SCALE_RECORDS", 100_000, int))
     scale_doctors: int = field(default_factory=lambda: env_number("BENCH_SCALE_DOCTORS", 1000, int))
+    # The concurrency of the field encryption on/off comparison; 0 skips it.
+    encryption_concurrency: int = field(default_factory=lambda: env_number("BENCH_ENCRYPTION_CONCURRENCY", 8, int))
     standalone: bool = field(default_factory=lambda: os.environ.get("BENCH_STANDALONE") == "1")
     profile: bool = field(default_factory=lambda: os.environ.get("BENCH_PROFILE") == "1")
     wrk_threads: int = field(default_factory=lambda: env_number("BENCH_WRK_THREADS", os.cpu_count() or 1, int))
@@ -89,13 +92,14 @@ class Target:
 class Bench:
     """The runs of one `make bench`: two database servers, a service in front of each, and the ceiling."""
 
-    def __init__(self, settings, wrk, targets, ceiling, token):
+    def __init__(self, settings, wrk, targets, ceiling, token, plain=None):
         self.s = settings
         self.wrk = wrk
         self.targets = targets
         self.empty = targets[0]
         self.service = self.empty.service  # the service every empty-database row measures
         self.ceiling = ceiling
+        self.plain = plain  # the service with FIELD_ENCRYPTION=off in front of the empty database, or None
         self.token = token
         self.clients = []
         for target in targets:
@@ -116,7 +120,7 @@ class Bench:
 
     def servers(self):
         """Return every gunicorn of the bench."""
-        return [target.service for target in self.targets] + [self.ceiling]
+        return [target.service for target in self.targets] + [self.ceiling] + ([self.plain] if self.plain else [])
 
     def database_pids(self):
         """Return the pids of every database server of the bench."""
@@ -334,6 +338,9 @@ class Bench:
             # The success path: a refusal's audit record is a retryable write, which the database keeps (see README).
             fresh = self.fresh_pool(target, max(100 * threads, 400 * self.s.warmup), f"warmup-{target.dataset}")
             runs.append((target.service, self.endpoint_url(target.service, "201"), fresh))
+        if self.plain:
+            fresh = self.fresh_pool(self.empty, max(100 * threads, 400 * self.s.warmup), "warmup-plain")
+            runs.append((self.plain, self.endpoint_url(self.plain, "201"), fresh))
         runs.append((self.ceiling, self.endpoint_url(self.ceiling, "fixed"), self.linked_file))
         for server, url, ids in runs:
             run_wrk(self.wrk, url, c, threads, self.s.warmup, ids, self.token, "cycle",
@@ -361,6 +368,20 @@ class Bench:
             self.record(self.measure(lambda: self.via_wrk(
                 "ceiling", 201, c, self.endpoint_url(self.ceiling, "fixed"), self.linked_file, "cycle",
                 f"ceiling-c{c}"), self.ceiling))
+
+    def run_encryption(self, round_):
+        """Run the success path on the empty database through the service with field encryption on and off.
+
+        The same gunicorn flags, database server and concurrency; the two take turns going first, so that the
+        database filling up weighs on both alike.
+        """
+        c = self.s.encryption_concurrency
+        pair = [("on", self.service), ("off", self.plain)]
+        for state, server in pair if round_ % 2 else reversed(pair):
+            label = f"encryption-{state}-c{c}-r{round_}"
+            url = self.endpoint_url(server, "201")
+            self.record(self.success_run(self.empty, label, c, lambda f, n: self.via_wrk(
+                "endpoint", 201, c, url, f, "fresh", label), server), f"encryption {state}", round_)
 
     def run_conflicts(self, c):
         """Run the 409 path at one concurrency: floor, endpoint, floor again.
@@ -414,41 +435,53 @@ class Bench:
         return inserted_in
 
 
-def start_target(dataset, settings, secret, tmp, started):
+def start_target(dataset, settings, secret, master_key, tmp, started):
     """Start a database server and the service in front of it, and return them as a Target."""
     out = settings.out_dir
     database = Database(Path(tmp) / f"db-{dataset}", out / f"secantusd-{dataset}.log",
                         standalone=settings.standalone).start()
     started.append(database)
-    service = Gunicorn("wsgi:app", service_environment(database.uri, DB_NAME, secret, settings.standalone),
+    service = Gunicorn("wsgi:app", service_environment(database.uri, DB_NAME, secret, master_key, settings.standalone),
                        out / f"gunicorn-service-{dataset}.log").start()
     started.append(service)
     return Target(dataset, database, service)
 
 
 def run_all(settings, wrk, tmp, started):
-    """Start both databases and the three gunicorns, run everything, and return (results, report context)."""
+    """Start both databases and the gunicorns, run everything, and return (results, report context)."""
     out = settings.out_dir
     secret = secrets.token_urlsafe(48)
-    empty = start_target("empty", settings, secret, tmp, started)
-    scale = start_target("scale", settings, secret, tmp, started)
-    ceiling_env = service_environment(empty.database.uri, DB_NAME, secret, settings.standalone)
+    # The service as deployed: field encryption on, under a master key made for this run and kept in memory only.
+    master_key = base64.b64encode(os.urandom(96)).decode()
+    empty = start_target("empty", settings, secret, master_key, tmp, started)
+    scale = start_target("scale", settings, secret, master_key, tmp, started)
+    ceiling_env = service_environment(empty.database.uri, DB_NAME, secret, master_key, settings.standalone)
     ceiling = Gunicorn("bench.ceiling_wsgi:app", ceiling_env, out / "gunicorn-ceiling.log").start()
     started.append(ceiling)
+    plain = None
+    if settings.encryption_concurrency:  # the same service and flags with FIELD_ENCRYPTION=off, same database
+        plain_env = service_environment(empty.database.uri, DB_NAME, secret, None, settings.standalone)
+        plain = Gunicorn("wsgi:app", plain_env, out / "gunicorn-service-plain.log").start()
+        started.append(plain)
     started_pids = {name: pids for target in (empty, scale) for name, pids in (
         (f"database-{target.dataset}", target.database.pids()),
         (f"service-{target.dataset}", [target.service.process.pid, *target.service.worker_pids()]))}
     started_pids["ceiling"] = [ceiling.process.pid, *ceiling.worker_pids()]
+    if plain:
+        started_pids["service-plain"] = [plain.process.pid, *plain.worker_pids()]
     (out / "pids.json").write_text(json.dumps(started_pids))  # lets the smoke test check nothing is left behind
-    bench = Bench(settings, wrk, [empty, scale], ceiling, data.mint_token(secret, DOCTOR))
+    bench = Bench(settings, wrk, [empty, scale], ceiling, data.mint_token(secret, DOCTOR), plain)
     data.write_ids(bench.linked_file, data.add_appointments(empty.db, DOCTOR, LINKED_POOL, linked=True))
     scale_insert_s = bench.load_scale_dataset(scale)
     bench.log(f"databases {empty.database.uri} (empty) and {scale.database.uri} (scale), services "
-              f"{empty.service.url} and {scale.service.url}, ceiling {ceiling.url}; warming up")
+              f"{empty.service.url} and {scale.service.url} (encryption off: {plain.url if plain else 'none'}), "
+              f"ceiling {ceiling.url}; warming up")
     bench.warm_up()
     for round_ in range(1, settings.rounds + 1):
         for c in settings.concurrency:
             bench.run_round(round_, c)
+        if plain:
+            bench.run_encryption(round_)
     for c in settings.concurrency:
         bench.run_conflicts(c)
     profile_text = bench.run_profile() if settings.profile else None

@@ -14,6 +14,7 @@ SETTINGS = {
     "BENCH_ROUNDS": "2",
     "BENCH_SCALE_RECORDS": "200",
     "BENCH_SCALE_DOCTORS": "10",
+    "BENCH_ENCRYPTION_CONCURRENCY": "2",
 }
 
 
@@ -43,8 +44,10 @@ def test_the_bench_measures_every_run_writes_its_table_and_stops_everything(tmp_
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     measured = sorted((r["kind"], r["path"], r["dataset"]) for r in results)
-    # Each round: floor and endpoint on both servers; the ceiling once; the 409 floor on either side of the endpoint.
+    # Each round: floor and endpoint on both servers, and the endpoint with field encryption on and off; the ceiling
+    # once; the 409 floor on either side of the endpoint.
     expected = 2 * [(kind, "201", dataset) for kind in ("endpoint", "floor") for dataset in ("empty", "scale")]
+    expected += 2 * [("endpoint", "201", f"encryption {state}") for state in ("on", "off")]
     assert measured == sorted(expected + [("ceiling", "201", "empty"), ("endpoint", "409", "empty")]
                               + 2 * [("floor", "409", "empty")])
     for result in results:
@@ -63,5 +66,11 @@ def test_the_bench_measures_every_run_writes_its_table_and_stops_everything(tmp_
     assert "the floor's stalls: " in table and "| stalls/s empty | stalls/s scale |" in table
     assert "## Success path with 200 patients and appointments over 10 doctors" in table
     assert "## What was changed for speed, and what each change bought" in table
+    assert "| on | 2 | 2 |" in table and "| off | 2 | 2 |" in table and "Encryption adds " in table
+    # The service is measured as deployed, with field encryption on; only the comparison's second service has it off.
+    out = tmp_path / "out"
+    for log in ("gunicorn-service-empty.log", "gunicorn-service-scale.log", "gunicorn-ceiling.log"):
+        assert "field_encryption=on" in (out / log).read_text(), log
+    assert "field_encryption=off" in (out / "gunicorn-service-plain.log").read_text()
     pids = json.loads((tmp_path / "out" / "pids.json").read_text())
     assert [pid for group in pids.values() for pid in group if still_running(pid)] == []
