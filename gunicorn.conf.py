@@ -38,3 +38,12 @@ accesslog = None
 loglevel = "info"
 # Its default control socket is one path per user: two services would fight over it.
 control_socket_disable = True
+
+
+def worker_exit(server, worker):
+    """Close the app's database handle while the worker can still run code: libmongocrypt's own finaliser,
+    left to interpreter shutdown under gevent, fails with a traceback on every stop."""
+    app = getattr(worker, "wsgi", None)
+    database = getattr(app, "extensions", {}).get("clinic.db")
+    if database is not None:
+        database.close()

@@ -135,6 +135,12 @@ class Database:
         self.prepare()
         return Records(self.db, self.values)
 
+    def close(self):
+        """Release the field encryption's libmongocrypt handle and the client."""
+        if self.values is not None:
+            self.values.close()
+        self.client.close()
+
     def ping(self):
         """Raise unless the server answers a ping and can take this service's writes."""
         self.client.admin.command("ping")

@@ -48,6 +48,10 @@ class FieldEncryption:
         search_key = _search_key(db, encryption, data_key_id, master_key)
         return cls(encryption, data_key_id, search_key)
 
+    def close(self):
+        """Release the libmongocrypt handle."""
+        self._encryption.close()
+
     def seal(self, value):
         """Encrypt a value (a string, a document) with the data key."""
         return self._encryption.encrypt(value, SEALED, key_id=self._data_key_id)

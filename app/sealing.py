@@ -57,6 +57,9 @@ class PlainValues:
         """Return the filter matching patients born on this date."""
         return {"dateOfBirth": born_on}
 
+    def close(self):
+        """Release what these values hold (nothing, stored plain)."""
+
     def answer(self, body):
         """Return what is stored of an idempotent request's answer body."""
         return {"body": body}
@@ -139,6 +142,10 @@ class SealedValues(PlainValues):
         """Match the date's blind index, or a plain record's date of birth."""
         sealed = {"birth_index": self._encryption.blind("birth", doctor_id, born_on)}
         return {"$or": [sealed, super().birth_search(doctor_id, born_on)]} if self._plain_patients else sealed
+
+    def close(self):
+        """Release the data key's libmongocrypt handle."""
+        self._encryption.close()
 
     def answer(self, body):
         """Seal an answer body: it may hold a whole patient (a 201, the documented 404)."""
