@@ -182,6 +182,10 @@ class Unsealed:
         kept = {name: value for name, value in stored.items() if name != "sealed"}
         return {**kept, "patient": self._values.version_fields(stored)}
 
+    def appointment(self, stored):
+        """Return a stored appointment with its sealed fields (the reason for the visit) opened."""
+        return self._values.appointment_fields(stored)
+
     def answer(self, stored):
         """Return a stored idempotency record with its answer body opened under "body"."""
         kept = {name: value for name, value in stored.items() if name != "sealed"}
