@@ -140,6 +140,9 @@ class Config:
         # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
         self.JWT_MAX_LIFETIME_SECONDS = _int("JWT_MAX_LIFETIME_SECONDS", 86400)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
+        # A transaction's writes in one client bulkWrite where the server takes it (MongoDB 8.0+); off sends one
+        # command per write, as on older servers.
+        self.MONGODB_CLIENT_BULK_WRITE = _switch("MONGODB_CLIENT_BULK_WRITE")
         # Without transactions a crash mid-request can leave half a write behind; only development opts in.
         self.ALLOW_STANDALONE = _flag("ALLOW_STANDALONE")
         # Patient values are encrypted in the service; off (development only) stores them as given.

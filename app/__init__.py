@@ -30,7 +30,8 @@ def create_app(config=None):
 
     client = config.MONGO_CLIENT or build_client(config)
     database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE,
-                        master_key=config.MASTER_KEY, key_vault_client=config.KEY_VAULT_CLIENT)
+                        master_key=config.MASTER_KEY, key_vault_client=config.KEY_VAULT_CLIENT,
+                        client_bulk_write=config.MONGODB_CLIENT_BULK_WRITE)
     if not config.FIELD_ENCRYPTION:
         logging.getLogger("clinic").warning(
             "FIELD_ENCRYPTION=off: patient values are stored unencrypted; for development only")

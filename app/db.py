@@ -62,19 +62,25 @@ def build_client(config):
     )
 
 
-def supports_transactions(client):
-    """Tell from the server's hello reply whether it is a replica set member or a mongos."""
+# MongoDB 8.0, the first to take the client bulkWrite command (one command for writes to several collections).
+CLIENT_BULK_WRITE_WIRE_VERSION = 25
+
+
+def server_abilities(client):
+    """Tell from the server's hello reply whether it runs transactions and takes a client bulkWrite."""
     try:
         hello = client.admin.command("hello")
     except NotImplementedError:  # mongomock: no sessions, no transactions
-        return False
-    return "setName" in hello or hello.get("msg") == "isdbgrid"
+        return False, False
+    transactions = "setName" in hello or hello.get("msg") == "isdbgrid"
+    return transactions, transactions and hello.get("maxWireVersion", 0) >= CLIENT_BULK_WRITE_WIRE_VERSION
 
 
 class Database:
     """One service's handle on its database, prepared once (indexes, topology, data key) on first use."""
 
-    def __init__(self, client, name, timeout_ms, allow_standalone=False, master_key=None, key_vault_client=None):
+    def __init__(self, client, name, timeout_ms, allow_standalone=False, master_key=None, key_vault_client=None,
+                 client_bulk_write=True):
         self.client = client
         # Every write outside a transaction takes this; a transaction's writes take it at commit.
         self.db = client.get_database(name, write_concern=DURABLE)
@@ -84,6 +90,9 @@ class Database:
         self.master_key = master_key
         self.key_vault_client = key_vault_client or client
         self.values = None
+        # Whether a transaction's writes may go in one client bulkWrite (where the server takes it).
+        self._client_bulk_write = client_bulk_write
+        self._batched = False
         self._transactions = None
         self._lock = threading.Lock()
 
@@ -101,9 +110,11 @@ class Database:
             else:
                 self.values = SealedValues(FieldEncryption.open(self.db, self.key_vault_client, self.master_key),
                                            plain_patients=self._plain_patients_remain())
-            self._transactions = supports_transactions(self.client)
-            log.info("database prepared transactions=%s field_encryption=%s", self._transactions,
-                     "on" if self.master_key else "off")
+            transactions, bulk_write = server_abilities(self.client)
+            self._batched = bulk_write and self._client_bulk_write
+            self._transactions = transactions
+            log.info("database prepared transactions=%s batched_writes=%s field_encryption=%s", self._transactions,
+                     self._batched, "on" if self.master_key else "off")
 
     def _plain_patients_remain(self):
         """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
@@ -122,7 +133,8 @@ class Database:
     def unit_of_work(self, audit_context=None):
         """Return a unit of work over this database, refusing a server without transactions unless allowed."""
         self.require_transactions()
-        return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context)
+        return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context,
+                          batched=self._batched)
 
     def require_transactions(self):
         """Refuse (503) a server without transactions, where a crash mid-request could leave half a write."""

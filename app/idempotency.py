@@ -70,7 +70,7 @@ class KeyedRequest:
         """Store the answer to the unit of work's outcome in its own session, so both commit or neither."""
         response = make_response(current_app.handle_user_exception(outcome) if isinstance(outcome, Refusal)
                                  else self._shape(outcome))
-        if not IdempotencyStore(records.db, records.values, records.session).complete(self._claim, *_answer(response)):
+        if not self._store.complete(self._claim, *_answer(response), writes=records.writes):
             # Another run took the key over as abandoned: this run's work must not commit beside its.
             raise IdempotentRequestInProgress()
 

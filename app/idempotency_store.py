@@ -30,11 +30,10 @@ class Claim:
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
-    def __init__(self, db, values, session=None):
+    def __init__(self, db, values):
         self._keys = db[IDEMPOTENCY]
         # How answers and request digests are stored: sealed and keyed (app.sealing.SealedValues) or plain.
         self._values = values
-        self._session = session
 
     def same_request(self, record, fingerprint):
         """Tell whether the record was stored for the request with this fingerprint (its digest)."""
@@ -81,11 +80,15 @@ class IdempotencyStore:
         )
         return taken.modified_count == 1
 
-    def complete(self, claim, status, body, headers):
-        """Store the answer of the request holding the claim; tell whether it still held it."""
-        answer = {"state": "done", "status": status, **self._values.answer(body), "headers": headers}
-        done = self._keys.update_one(claim.is_ours(), {"$set": answer}, session=self._session)
-        return done.matched_count == 1
+    def complete(self, claim, status, body, headers, writes=None):
+        """Store the answer of the request holding the claim; tell whether it still held it.
+
+        With a unit of work's writes, the answer is written among them (in its transaction, or its batch).
+        """
+        answer = {"$set": {"state": "done", "status": status, **self._values.answer(body), "headers": headers}}
+        if writes is not None:
+            return writes.update(IDEMPOTENCY, claim.is_ours(), answer)
+        return self._keys.update_one(claim.is_ours(), answer).matched_count == 1
 
     def release(self, claim):
         """Forget a key whose request got no answer worth keeping (a server error), so that a retry runs again."""

@@ -6,6 +6,7 @@ from bson import ObjectId
 
 from app.pages import after_clause, encode_cursor, encode_version_cursor
 from app.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS
+from app.writes import CommandWrites
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
@@ -96,12 +97,14 @@ def public_audit(stored):
 class Records:
     """The reads and writes of one unit of work, bound to its session and journalling its inserts."""
 
-    def __init__(self, db, values, session=None, audit_context=None):
+    def __init__(self, db, values, session=None, audit_context=None, writes=None):
         self._db = db
         # How patient values are stored: sealed (app.sealing.SealedValues) or plain.
         self._values = values
         self._session = session
         self._audit_context = audit_context
+        # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.writes).
+        self.writes = writes or CommandWrites(db, session)
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
         # rollback without transactions can undo them.
         self.inserted = []
@@ -124,7 +127,7 @@ class Records:
 
     def _insert(self, collection, document):
         """Insert a document and journal it."""
-        self._db[collection].insert_one(document, session=self._session)
+        self.writes.insert(collection, [document])
         self.inserted.append((collection, document["_id"]))
         return document
 
@@ -168,9 +171,8 @@ class Records:
         # Setting version + 1 under a filter on the version read, rather than $inc, also moves a patient stored
         # before versions existed (no field, read as the first) on to the second.
         read = version if version != FIRST_VERSION else {"$in": [FIRST_VERSION, None]}
-        result = self._db[PATIENTS].update_one(
-            {"_id": patient_id, "doctor_id": patient["doctor_id"], "version": read}, update, session=self._session)
-        if result.matched_count != 1:
+        if not self.writes.update(PATIENTS, {"_id": patient_id, "doctor_id": patient["doctor_id"], "version": read},
+                                  update):
             return None
         return {"_id": patient["_id"], "doctor_id": patient["doctor_id"], **fields, "version": version + 1,
                 "updated_at": moment, "updated_by": actor}
@@ -240,27 +242,23 @@ class Records:
 
     def link_patient(self, appointment_id, doctor_id, patient_id):
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""
-        # update_one rather than find_one_and_update: the matched count is all we need, and
+        # An update rather than findAndModify: the matched count is all we need, and
         # findAndModify is far slower on some servers (see the add_and_link issue).
-        result = self._db[APPOINTMENTS].update_one(
-            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": None},
-            {"$set": {"patient_id": object_id(patient_id)}},
-            session=self._session,
-        )
-        if result.matched_count == 1:
+        linked = self.writes.update(APPOINTMENTS,
+                                    {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": None},
+                                    {"$set": {"patient_id": object_id(patient_id)}})
+        if linked:
             self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
-        return result.matched_count == 1
+        return linked
 
     def unlink_patient(self, appointment_id, doctor_id, patient_id):
         """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
-        result = self._db[APPOINTMENTS].update_one(
-            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
-            {"$set": {"patient_id": None}},
-            session=self._session,
-        )
-        if result.matched_count == 1:
+        freed = self.writes.update(
+            APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
+            {"$set": {"patient_id": None}})
+        if freed:
             self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))
-        return result.matched_count == 1
+        return freed
 
     def audit(self, *events):
         """Record (action, outcome, targets[, changed field names]) events of this unit of work, in one command."""
@@ -268,7 +266,7 @@ class Records:
             return
         entries = [audit_entry(self._audit_context, *event) for event in events]
         # One insert for all of a request's records: every command is a round trip inside the transaction.
-        self._db[AUDIT].insert_many(entries, session=self._session)
+        self.writes.insert(AUDIT, entries)
         self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
 
     def _actor(self):

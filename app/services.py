@@ -37,7 +37,16 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
                       ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
         return patient
 
-    return uow.run(steps)
+    def success_path(records):
+        # No read: the conditional link stands for every check (it matches only the doctor's free appointment);
+        # if it matched nothing, the steps above run instead and say which refusal it was, in the documented order.
+        patient = records.add_patient(doctor_id, patient_fields)
+        records.link_patient(appointment_id, doctor_id, patient["_id"])
+        records.audit(("patient.create", CREATED, {"patient_id": patient["_id"]}),
+                      ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
+        return patient
+
+    return uow.run(steps, success_path)
 
 
 def link_existing_patient(uow, doctor_id, appointment_id, patient_id):

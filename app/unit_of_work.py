@@ -7,6 +7,7 @@ from pymongo.write_concern import WriteConcern
 
 from app.exceptions import Refusal
 from app.records import Records
+from app.writes import BatchedWrites, CommandWrites, SuccessPathMissed
 
 log = logging.getLogger("clinic.db")
 
@@ -20,23 +21,33 @@ class UnitOfWork:
     With transactions the steps run inside one (retried by pymongo on transient errors); without (allowed for
     development only), their links are freed and their inserts deleted again when they end in a refusal that
     rolls back, or in an error.
+
+    Where the server takes a client bulkWrite (MongoDB 8.0+), a transaction's writes go in one command before
+    the commit: the success path (the steps themselves, or a shorter path the caller gives) runs first, its
+    conditional writes taken to match; if one did not, that transaction is aborted and the steps run again,
+    one command each, to give the outcome they give.
     """
 
-    def __init__(self, client, db, values, transactional, timeout_s, audit_context=None):
+    def __init__(self, client, db, values, transactional, timeout_s, audit_context=None, batched=False):
         self._client = client
         self._db = db
         self._values = values
         self.transactional = transactional
+        self.batched = batched
         self._timeout_s = timeout_s
         self._audit_context = audit_context
         # Set for a request sent with an Idempotency-Key: an object whose write(records, outcome) stores the
         # request's answer among the steps' own writes, so the answer and the work commit or vanish together.
         self.answer = None
 
-    def run(self, steps):
-        """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them."""
+    def run(self, steps, success_path=None):
+        """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them.
+
+        success_path(records), when given, does the steps' writes when everything goes as hoped, without their
+        checks: it is tried first, in one bulkWrite, where the server takes one.
+        """
         if self.transactional:
-            outcome = self._run_in_transaction(steps)
+            outcome = self._run_in_transactions(steps, success_path or steps)
         else:
             outcome = self._run_compensated(steps)
         if self.answer is not None:
@@ -57,15 +68,32 @@ class UnitOfWork:
             self.answer.write(records, outcome)
         return outcome
 
-    def _run_in_transaction(self, steps):
-        """Run the steps in one transaction; a refusal that rolls back aborts it."""
-        with self._client.start_session() as session:
-            # One deadline for the whole transaction, retries included, so an outage answers within the timeout;
+    def _run_in_transactions(self, steps, success_path):
+        """Run the success path in one batched transaction where the server allows, else (or failing) the steps."""
+        # Not causally consistent: each transaction reads the latest committed data anyway, and a retry's first
+        # command then carries no afterClusterTime read concern (which some servers refuse on a bulkWrite).
+        with self._client.start_session(causal_consistency=False) as session:
+            # One deadline for the whole unit, retries included, so an outage answers within the timeout;
             # ending the session stays outside it, so a transaction left open is still aborted.
             with pymongo.timeout(self._timeout_s):
-                return session.with_transaction(
-                    lambda bound: self._outcome(steps, Records(self._db, self._values, bound, self._audit_context)),
-                    write_concern=DURABLE)
+                if self.batched:
+                    try:
+                        return self._transaction(session, success_path, BatchedWrites)
+                    except SuccessPathMissed:
+                        pass  # aborted: the steps, one command at a time, tell which check it was
+                return self._transaction(session, steps, None)
+
+    def _transaction(self, session, steps, batch):
+        """Run the steps in one transaction, their writes batched or not; a refusal that rolls back aborts it."""
+
+        def attempt(bound):
+            writes = CommandWrites(self._db, bound) if batch is None else batch(self._client, self._db, bound)
+            records = Records(self._db, self._values, bound, self._audit_context, writes)
+            outcome = self._outcome(steps, records)
+            writes.flush()
+            return outcome
+
+        return session.with_transaction(attempt, write_concern=DURABLE)
 
     def _run_compensated(self, steps):
         """Run the steps without a transaction, undoing their links and inserts on any error or rolled-back refusal."""

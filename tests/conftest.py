@@ -19,7 +19,10 @@ from tests.servers import SecantusServer
 
 SECRET = "test-secret-" + "s" * 60
 MASTER_KEY = local_master_key("FIELD_ENCRYPTION_KEY", MASTER_KEY_B64)
-BACKENDS = ["mongomock", "replica_set", "standalone"]
+# replica_set sends a transaction's writes in one client bulkWrite (the server reports 8.2); replica_set_per_command
+# is the same server with MONGODB_CLIENT_BULK_WRITE=off: one command per write, as on MongoDB before 8.0.
+BACKENDS = ["mongomock", "replica_set", "replica_set_per_command", "standalone"]
+SERVERS = {"replica_set": "replica_set", "replica_set_per_command": "replica_set", "standalone": "standalone"}
 
 
 def make_config(**overrides):
@@ -87,8 +90,10 @@ def mongo(backend, request):
     if backend == "mongomock":
         client = mongomock.MongoClient(tz_aware=True)
     else:
-        server = request.getfixturevalue(f"{backend}_server")
+        server = request.getfixturevalue(f"{SERVERS[backend]}_server")
         client = pymongo.MongoClient(server.uri, tz_aware=True, serverSelectionTimeoutMS=5000)
+        if backend == "replica_set_per_command":
+            request.getfixturevalue("monkeypatch").setenv("MONGODB_CLIENT_BULK_WRITE", "off")
     yield client, name
     if backend != "mongomock":
         try:

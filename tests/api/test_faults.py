@@ -9,7 +9,12 @@ from app import create_app
 from tests.conftest import bearer, jane, make_config
 from tests.servers import SecantusServer
 
-REAL = pytest.mark.parametrize("backend", ["replica_set", "standalone"], indirect=True)
+REAL = pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command", "standalone"], indirect=True)
+
+
+def write_command(backend, command):
+    """Return the command that carries a write: the one bulkWrite of a batched transaction, else the write's own."""
+    return "bulkWrite" if backend == "replica_set" else command
 
 
 def fail_next(mongo_client, command, **data):
@@ -24,9 +29,9 @@ def link(client, appointment_id):
 
 
 @REAL
-def test_a_failed_link_update_leaves_no_patient_and_a_retry_succeeds(client, db, add_appointment, failpoints):
+def test_a_failed_link_update_leaves_no_patient_and_a_retry_succeeds(backend, client, db, add_appointment, failpoints):
     appointment_id = add_appointment()
-    fail_next(failpoints, "update", errorCode=2)
+    fail_next(failpoints, write_command(backend, "update"), errorCode=2)
 
     failed = link(client, appointment_id)
     assert failed.status_code == 500
@@ -40,9 +45,9 @@ def test_a_failed_link_update_leaves_no_patient_and_a_retry_succeeds(client, db,
 
 
 @REAL
-def test_a_failed_patient_insert_writes_nothing(client, db, add_appointment, failpoints):
+def test_a_failed_patient_insert_writes_nothing(backend, client, db, add_appointment, failpoints):
     appointment_id = add_appointment()
-    fail_next(failpoints, "insert", errorCode=2)
+    fail_next(failpoints, write_command(backend, "insert"), errorCode=2)
 
     response = link(client, appointment_id)
     assert response.status_code == 500 and response.get_json()["success"] is False
@@ -65,7 +70,7 @@ class CommitCounter(pymongo.monitoring.CommandListener):
         pass
 
 
-@pytest.mark.parametrize("backend", ["replica_set"], indirect=True)
+@pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command"], indirect=True)
 def test_a_transient_commit_error_is_retried_and_the_request_succeeds_once(
         replica_set_server, mongo, db, add_appointment, failpoints, request):
     counter = CommitCounter()

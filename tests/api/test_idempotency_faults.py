@@ -4,10 +4,14 @@ from bson import ObjectId
 
 from tests.conftest import bearer, jane
 
-# The commands of a keyed add_and_link on a replica set, in order, as (command, matches of it to let through):
-# claim the key, insert the patient, find the appointment, link it, audit, store the answer, commit.
-COMMANDS = [("insert", 0), ("insert", 1), ("find", 0), ("update", 0), ("insert", 2), ("update", 1),
-            ("commitTransaction", 0)]
+# The commands of a keyed add_and_link on a replica set, in order, as (command, matches of it to let through).
+# One command per write: claim the key, insert the patient, find the appointment, link it, audit, store the
+# answer, commit. Batched (MongoDB 8.0+): claim the key, one bulkWrite with all the writes, commit.
+PER_COMMAND = [("insert", 0), ("insert", 1), ("find", 0), ("update", 0), ("insert", 2), ("update", 1),
+               ("commitTransaction", 0)]
+BATCHED = [("insert", 0), ("bulkWrite", 0), ("commitTransaction", 0)]
+COMMANDS = [("replica_set_per_command", *command) for command in PER_COMMAND] + [
+    ("replica_set", *command) for command in BATCHED]
 # HostUnreachable: retryable, and not a state change that would leave the driver waiting for its next heartbeat.
 FAULTS = {"error": {"errorCode": 6}, "dropped connection": {"closeConnection": True}}
 
@@ -18,9 +22,9 @@ def link(client, appointment_id):
                        headers={**bearer(), "Idempotency-Key": "visit-1"})
 
 
-@pytest.mark.parametrize("backend", ["replica_set"], indirect=True)
 @pytest.mark.parametrize("fault", FAULTS)
-@pytest.mark.parametrize("command,skip", COMMANDS, ids=[f"{name}{skip}" for name, skip in COMMANDS])
+@pytest.mark.parametrize("backend,command,skip", COMMANDS, indirect=["backend"],
+                         ids=[f"{backend}-{name}{skip}" for backend, name, skip in COMMANDS])
 def test_a_retry_after_a_fault_at_any_command_gets_the_one_success(client, db, add_appointment, failpoints,
                                                                     command, skip, fault):
     appointment_id = add_appointment()
