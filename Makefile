@@ -8,13 +8,14 @@ TTL ?= 3600
 STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: help venv install run test bench token encrypt-existing rotate-key clean clean-instance
+.PHONY: help venv install run test bench microbench token encrypt-existing rotate-key clean clean-instance
 
 help:
 	@echo "make install           create $(VENV) and install requirements-dev.txt"
 	@echo "make run               serve on http://127.0.0.1:8000 with an embedded database"
 	@echo "make test              run the tests (PYTEST_ARGS=... to pass options)"
-	@echo "make bench             measure POST /patients/add_and_link (BENCH_* settings: bench/README.md)"
+	@echo "make bench             measure the service against a plain add_and_link, then mixed traffic (bench/README.md)"
+	@echo "make microbench        time the service's own steps of add_and_link (pytest-benchmark, bench/micro)"
 	@echo "make -s token UID=...  print a dev JWT (optional ROLES=admin TTL=3600)"
 	@echo "make encrypt-existing  encrypt patient values stored before field encryption (make run must be running)"
 	@echo "make rotate-key        rewrap the data key under a new instance/field_encryption_key (make run running)"
@@ -39,9 +40,13 @@ run: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# Not part of `make test`: takes minutes and wants a quiet machine. Writes bench/RESULTS.md.
+# Neither is part of `make test`. bench takes about 3.5 minutes, wants a quiet machine and writes bench/RESULTS.md.
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
+
+microbench: $(STAMP)
+	$(VENV)/bin/python -m pytest bench/micro --benchmark-timer=time.process_time \
+		--benchmark-columns=median,iqr,min,rounds --benchmark-sort=name $(PYTEST_ARGS)
 
 # UID counts only from the command line: some shells export their numeric UID.
 TOKEN_UID := $(if $(filter command line override,$(origin UID)),$(UID))

@@ -1,1 +1,1 @@
-"""`make bench`: POST /patients/add_and_link measured against the database's floor and the web stack's ceiling."""
+"""`make bench`: the service against a plain add_and_link (run.py, plain_app.py); `make microbench` (micro/)."""
