@@ -62,9 +62,19 @@ class FieldEncryption:
 
     def blind(self, kind, doctor_id, value):
         """Return the keyed blind index of a value: equal for equal values of one doctor, meaningless without the key."""
-        # The doctor is part of the input, so the same name at two doctors' does not show as the same entry.
-        message = "\0".join((kind, doctor_id, value)).encode()
-        return Binary(hmac.digest(self._search_key, message, hashlib.sha256)[:BLIND_INDEX_BYTES])
+        return self.blind_all(kind, doctor_id, [value])[0]
+
+    def blind_all(self, kind, doctor_id, values):
+        """Return the blind indexes of several values of one kind and doctor (a name's prefixes), in their order."""
+        # The doctor is part of the input, so the same name at two doctors' does not show as the same entry. The
+        # HMAC state after that common part is computed once and copied for each value: a name has ~15 prefixes.
+        common = hmac.new(self._search_key, f"{kind}\0{doctor_id}\0".encode(), hashlib.sha256)
+        indexes = []
+        for value in values:
+            state = common.copy()
+            state.update(value.encode())
+            indexes.append(state.digest()[:BLIND_INDEX_BYTES])
+        return indexes
 
 
 def _data_key(encryption, master_key):

@@ -100,9 +100,9 @@ class SealedValues(PlainValues):
 
     def _name_index(self, doctor_id, fields):
         """Return the blind index of every prefix of the lower-cased first and last names (what `q` matches)."""
-        prefixes = {name.lower()[:length] for name in (fields["firstName"], fields["lastName"])
-                    for length in range(1, len(name.lower()) + 1)}
-        return sorted(self._encryption.blind("name", doctor_id, prefix) for prefix in prefixes)
+        prefixes = {name[:length] for name in (fields["firstName"].lower(), fields["lastName"].lower())
+                    for length in range(1, len(name) + 1)}
+        return sorted(self._encryption.blind_all("name", doctor_id, prefixes))
 
     def patient_fields(self, stored, internal):
         """Return a stored patient's own fields, unsealing them (or reading a plain record as it is)."""
