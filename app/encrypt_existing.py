@@ -3,8 +3,11 @@ from app.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATI
 from app.sealing import PLAIN_SEARCH_FIELDS, PlainValues
 
 PLAIN = PlainValues()
+# What is still plain in each collection: documents without a sealed value (answers: a plain body or digest).
+NOT_SEALED = {"sealed": {"$exists": False}}
+PLAIN_ANSWERS = {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}
 # Appointments written before encryption with a reason for the visit in plain.
-PLAIN_REASONS = {"reason": {"$exists": True}, "sealed": {"$exists": False}}
+PLAIN_REASONS = {"reason": {"$exists": True}, **NOT_SEALED}
 
 
 def encrypt_existing(db, values):
@@ -12,11 +15,9 @@ def encrypt_existing(db, values):
     # Each document is sealed by one conditional update, so a run stopped anywhere resumes where it stopped, and
     # a document changed meanwhile (by the service, which stores it sealed) is left to the change.
     return {
-        PATIENTS: sum(_seal_patient(db, values, stored) for stored in db[PATIENTS].find({"sealed": {"$exists": False}})),
-        PATIENT_VERSIONS: sum(_seal_version(db, values, stored)
-                              for stored in db[PATIENT_VERSIONS].find({"sealed": {"$exists": False}})),
-        IDEMPOTENCY: sum(_seal_answer(db, values, stored) for stored in db[IDEMPOTENCY].find(
-            {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]})),
+        PATIENTS: sum(_seal_patient(db, values, stored) for stored in db[PATIENTS].find(NOT_SEALED)),
+        PATIENT_VERSIONS: sum(_seal_version(db, values, stored) for stored in db[PATIENT_VERSIONS].find(NOT_SEALED)),
+        IDEMPOTENCY: sum(_seal_answer(db, values, stored) for stored in db[IDEMPOTENCY].find(PLAIN_ANSWERS)),
         APPOINTMENTS: sum(_seal_appointment(db, values, stored) for stored in db[APPOINTMENTS].find(PLAIN_REASONS)),
     }
 
@@ -24,10 +25,9 @@ def encrypt_existing(db, values):
 def still_plain(db):
     """Return how many documents of each collection still hold plain patient values."""
     return {
-        PATIENTS: db[PATIENTS].count_documents({"sealed": {"$exists": False}}),
-        PATIENT_VERSIONS: db[PATIENT_VERSIONS].count_documents({"sealed": {"$exists": False}}),
-        IDEMPOTENCY: db[IDEMPOTENCY].count_documents(
-            {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}),
+        PATIENTS: db[PATIENTS].count_documents(NOT_SEALED),
+        PATIENT_VERSIONS: db[PATIENT_VERSIONS].count_documents(NOT_SEALED),
+        IDEMPOTENCY: db[IDEMPOTENCY].count_documents(PLAIN_ANSWERS),
         APPOINTMENTS: db[APPOINTMENTS].count_documents(PLAIN_REASONS),
     }
 

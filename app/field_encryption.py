@@ -42,8 +42,7 @@ class FieldEncryption:
         """Open (creating on first use) the data key and the search key of this database under the master key."""
         # The data key stays cached for the life of the process (key_expiration_ms=0): no request ever waits on
         # the key vault or a KMS, and a rotation (which rewraps, never replaces, the data key) needs no restart.
-        encryption = ClientEncryption(master_key.kms_providers(), f"{db.name}.{KEY_VAULT}", key_vault_client,
-                                      CodecOptions(uuid_representation=STANDARD), key_expiration_ms=0)
+        encryption = key_vault(db, key_vault_client, master_key.kms_providers(), key_expiration_ms=0)
         data_key_id = _data_key(encryption, master_key)
         search_key = _search_key(db, encryption, data_key_id, master_key)
         return cls(encryption, data_key_id, search_key)
@@ -75,6 +74,12 @@ class FieldEncryption:
             state.update(value.encode())
             indexes.append(state.digest()[:BLIND_INDEX_BYTES])
         return indexes
+
+
+def key_vault(db, key_vault_client, kms_providers, **options):
+    """Return pymongo's ClientEncryption over this database's key vault, with these KMS providers."""
+    return ClientEncryption(kms_providers, f"{db.name}.{KEY_VAULT}", key_vault_client,
+                            CodecOptions(uuid_representation=STANDARD), **options)
 
 
 def _data_key(encryption, master_key):

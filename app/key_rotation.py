@@ -1,9 +1,5 @@
 """Master key rotation: rewrap the data key under a new master key, after which the old one is no longer needed."""
-from bson.binary import STANDARD
-from bson.codec_options import CodecOptions
-from pymongo.encryption import ClientEncryption
-
-from app.field_encryption import KEY_VAULT, FieldEncryption
+from app.field_encryption import FieldEncryption, key_vault
 from config import ConfigError
 
 
@@ -14,8 +10,7 @@ def rotate_master_key(db, key_vault_client, old, new):
     # Both keys in one ClientEncryption: libmongocrypt unwraps with the old and wraps with the new, and the data
     # key itself (so every sealed value) stays as it is.
     providers = {**old.kms_providers(), **new.kms_providers()}
-    with ClientEncryption(providers, f"{db.name}.{KEY_VAULT}", key_vault_client,
-                          CodecOptions(uuid_representation=STANDARD)) as encryption:
+    with key_vault(db, key_vault_client, providers) as encryption:
         result = encryption.rewrap_many_data_key({}, provider=new.provider, master_key=new.key)
     # Proof before anyone retires the old key: the new one alone opens the data key and the search key.
     FieldEncryption.open(db, key_vault_client, new)

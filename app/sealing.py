@@ -16,6 +16,12 @@ class SealedWithoutKey(RuntimeError):
     """A sealed record was read by a service running with FIELD_ENCRYPTION=off."""
 
 
+def _refuse_sealed(stored, what):
+    """Refuse to read a sealed document without the key, rather than show it as an empty record."""
+    if "sealed" in stored:
+        raise SealedWithoutKey(f"{what} is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+
+
 class PlainValues:
     """Patient values stored as given: FIELD_ENCRYPTION=off, and every record written before encryption."""
 
@@ -25,8 +31,7 @@ class PlainValues:
 
     def patient_fields(self, stored, internal):
         """Return a stored patient's own fields (everything but the internal names)."""
-        if "sealed" in stored:
-            raise SealedWithoutKey("a patient record is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        _refuse_sealed(stored, "a patient record")
         return {name: value for name, value in stored.items()
                 if name not in internal and name not in SEALED_FIELDS and name not in PLAIN_SEARCH_FIELDS}
 
@@ -40,14 +45,12 @@ class PlainValues:
 
     def appointment_fields(self, stored):
         """Return a stored appointment as it was given (ids included)."""
-        if "sealed" in stored:
-            raise SealedWithoutKey("an appointment is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        _refuse_sealed(stored, "an appointment")
         return dict(stored)
 
     def version_fields(self, stored):
         """Return the fields of a stored earlier version."""
-        if "sealed" in stored:
-            raise SealedWithoutKey("a patient version is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        _refuse_sealed(stored, "a patient version")
         return stored["patient"]
 
     def name_search(self, doctor_id, prefix):
@@ -68,8 +71,7 @@ class PlainValues:
 
     def answer_body(self, stored):
         """Return the answer body of a stored idempotency record."""
-        if "sealed" in stored:
-            raise SealedWithoutKey("a stored answer is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
+        _refuse_sealed(stored, "a stored answer")
         return stored["body"]
 
     def request_fingerprint(self, digest):

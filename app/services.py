@@ -33,8 +33,7 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         if not records.link_patient(appointment_id, doctor_id, patient["_id"]):
             # Free when read, taken before our update: another request won the race.
             raise AppointmentAlreadyLinked()
-        records.audit(("patient.create", CREATED, {"patient_id": patient["_id"]}),
-                      ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
+        audit_created_and_linked(records, appointment_id, patient["_id"])
         return patient
 
     def success_path(records):
@@ -42,11 +41,16 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         # if it matched nothing, the steps above run instead and say which refusal it was, in the documented order.
         patient = records.add_patient(doctor_id, patient_fields)
         records.link_patient(appointment_id, doctor_id, patient["_id"])
-        records.audit(("patient.create", CREATED, {"patient_id": patient["_id"]}),
-                      ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
+        audit_created_and_linked(records, appointment_id, patient["_id"])
         return patient
 
     return uow.run(steps, success_path)
+
+
+def audit_created_and_linked(records, appointment_id, patient_id):
+    """Record a patient created by add_and_link and its appointment linked to it."""
+    records.audit(("patient.create", CREATED, {"patient_id": patient_id}),
+                  ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient_id}))
 
 
 def link_existing_patient(uow, doctor_id, appointment_id, patient_id):

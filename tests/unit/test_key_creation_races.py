@@ -1,11 +1,7 @@
 """Two workers starting at once on an empty database end up with one data key and one search key, both used."""
 import mongomock
-from bson.binary import STANDARD
-from bson.codec_options import CodecOptions
-from pymongo.encryption import ClientEncryption
-
 from app.db import INDEXES
-from app.field_encryption import DATA_KEY_NAME, KEY_VAULT, SEARCH_KEYS, FieldEncryption, _data_key, _search_key
+from app.field_encryption import DATA_KEY_NAME, KEY_VAULT, SEARCH_KEYS, FieldEncryption, _data_key, _search_key, key_vault
 from tests import mongomock_key_vault
 from tests.conftest import MASTER_KEY
 
@@ -21,8 +17,7 @@ def database():
 
 def vault(db, key_vault_client):
     """Return a ClientEncryption over the database's key vault under the tests' master key."""
-    return ClientEncryption(MASTER_KEY.kms_providers(), f"{db.name}.{KEY_VAULT}", key_vault_client,
-                            CodecOptions(uuid_representation=STANDARD))
+    return key_vault(db, key_vault_client, MASTER_KEY.kms_providers())
 
 
 def test_a_worker_that_read_no_data_key_before_another_made_one_uses_that_one():
