@@ -37,10 +37,13 @@ MIXED_SECONDS = float(os.environ.get("BENCH_MIXED_SECONDS") or 30)
 MIXED_RECORDS = int(os.environ.get("BENCH_MIXED_RECORDS") or 1000)
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
 WORKERS = int(os.environ.get("WEB_CONCURRENCY") or 2)  # gunicorn.conf.py reads it too
-ENCRYPTION_OFF_AT = 8  # the concurrency at which the service also runs with FIELD_ENCRYPTION=off
 OFF = "service, FIELD_ENCRYPTION=off"
-# One pair of runs (on, off) moves by 10-15 points of the share encryption adds: the report gives the median of these.
-ENCRYPTION_PAIRS = int(os.environ.get("BENCH_ENCRYPTION_PAIRS") or 3)
+ENCRYPTION_PAIRS = int(os.environ.get("BENCH_ENCRYPTION_PAIRS") or 5)
+# What encryption costs is measured at the same pace with it on and off, first, on databases as fresh: run flat
+# out, each reaches another rate (the database works more on sealed records), and on cores shared with the
+# database the CPU per request moves with the rate and with the database's size.
+ENCRYPTION_CLIENTS = 8
+ENCRYPTION_RATE = float(os.environ.get("BENCH_ENCRYPTION_RATE") or 50)  # requests per second, from all clients
 MIXED_CLIENTS = 8
 REQUEST_TIMEOUT = 10  # seconds; a request unanswered by then counts as an error
 MOST_PER_SECOND = 500  # appointments made for each second of a run: more than either implementation links
@@ -131,8 +134,9 @@ def machine_busy_seconds():
 class Link:
     """A client of the link runs: add_and_link to the next fresh appointment, as long as there are any."""
 
-    def __init__(self, doctor, appointments=(), last_names=("Smith",)):
+    def __init__(self, doctor, appointments=(), last_names=("Smith",), rate=None):
         self.doctor, self.appointments, self.lock = doctor, iter(appointments), threading.Lock()
+        self.rate, self.due = rate, None  # with a rate, all clients together send that many requests per second
         self.headers = {"Authorization": "Bearer " + token(doctor), "Content-Type": "application/json"}
         self.bodies = [json.dumps({**ADD_AND_LINK_EXAMPLE, "lastName": name, "appointment_id": "APPOINTMENT"}).encode()
                        for name in last_names]
@@ -140,6 +144,11 @@ class Link:
     def next(self, rng):
         with self.lock:
             appointment = next(self.appointments, None)
+            if self.rate:
+                # The next request is due 1/rate after the last one, or now if that is past: no bursts to catch up.
+                due = self.due = max((self.due or 0.0) + 1 / self.rate, time.monotonic())
+        if self.rate:
+            time.sleep(max(0.0, due - time.monotonic()))
         if appointment is None:
             return None
         body = rng.choice(self.bodies).replace(b"APPOINTMENT", appointment)
@@ -248,8 +257,9 @@ def add_appointments(db, doctor, count):
     return [str(appointment["_id"]).encode() for appointment in appointments]
 
 
-def link_run(name, service, server, concurrency):
-    link = Link(DOCTOR, add_appointments(service["db"], DOCTOR, int((WARMUP + SECONDS) * MOST_PER_SECOND)))
+def link_run(name, service, server, concurrency, rate=None):
+    appointments = add_appointments(service["db"], DOCTOR, int((WARMUP + SECONDS + 2) * (rate or MOST_PER_SECOND)))
+    link = Link(DOCTOR, appointments, rate=rate)
     samples, cpu = drive(service["port"], [link] * concurrency, SECONDS, {"service": service["pid"], "db": server})
     if next(link.appointments, None) is None:
         print(f"bench: {name} at c={concurrency} linked every appointment made for it", file=sys.stderr)
@@ -310,6 +320,16 @@ def link_table(results):
                   "client CPU", "other CPU"], rows, 1)
 
 
+def encryption_table(pairs):
+    shares = sorted(100 * (on["cpu"] / off["cpu"] - 1) for on, off in pairs)
+    rows = [[str(index + 1), f"{on['req/s']:.1f} / {off['req/s']:.1f}", f"{on['p99']:.1f} / {off['p99']:.1f}",
+             f"{on['cpu']:.2f} / {off['cpu']:.2f}", f"{on['db']:.2f} / {off['db']:.2f}",
+             f"{100 * (on['cpu'] / off['cpu'] - 1):+.1f}%"] for index, (on, off) in enumerate(pairs)]
+    rows.append(["**median**", "", "", "", "", f"**{shares[len(shares) // 2]:+.1f}%** (target: under 15%)"])
+    return table(["pair", "req/s on / off", "p99 ms on / off", "CPU ms/req on / off", "db CPU ms/req on / off",
+                  "CPU that encryption adds"], rows, 0)
+
+
 def mixed_table(rows):
     return table(["route", "requests", "req/s", "p50 ms", "p99 ms", "max ms", "5xx", "no answer", "other non-2xx"],
                  [[r["route"], str(r["requests"]), f"{r['req/s']:.1f}", f"{r['p50']:.1f}", f"{r['p99']:.1f}",
@@ -340,12 +360,12 @@ def report(results, pairs, mixed, seeded, mixed_cpu, took):
             "Rows in the order they ran. Every request links a new patient to a new appointment (201).", "",
             link_table(results), ""]
     if pairs:
-        shares = [100 * (on["cpu"] / off["cpu"] - 1) for on, off in pairs]
-        median = sorted(shares)[len(shares) // 2]
-        text += [f"Field encryption adds {median:+.1f}% CPU per request at c={ENCRYPTION_OFF_AT}"
-                 f" (target: under 15%): the median of {len(pairs)} pairs of runs of the service with it on and off, "
-                 f"one after the other ({', '.join(f'{share:+.1f}%' for share in shares)}; the table shows the first "
-                 f"pair).", ""]
+        text += ["### What field encryption costs", "",
+                 f"The service with field encryption on, then off (each pair starts with the other one), "
+                 f"{ENCRYPTION_CLIENTS} clients sending {ENCRYPTION_RATE:g} requests per second in all, before the "
+                 f"runs above, on databases of their own. A pair where either fell short of that pace was measured "
+                 f"on a machine too slow or too busy for it (lower BENCH_ENCRYPTION_RATE).", "",
+                 encryption_table(pairs), ""]
     text += ["### Mixed traffic on the service", "",
              f"{MIXED_CLIENTS} clients for {MIXED_SECONDS:g} s, each going round: {', '.join(MIX)}. Their doctor "
              f"had {seeded:,} patients at the start, each linked to an appointment (added through add_and_link just "
@@ -403,18 +423,13 @@ def main():
             wait_until(lambda: answers_http(service_port) and len(children(process.pid)) == WORKERS, process, name)
 
         results, pairs = [], []
+        for index in range(ENCRYPTION_PAIRS):  # each pair starts with the other one
+            pair = {name: link_run(name, services[name], db_process.pid, ENCRYPTION_CLIENTS, ENCRYPTION_RATE)
+                    for name in (("service", OFF) if index % 2 == 0 else (OFF, "service"))}
+            pairs.append((pair["service"], pair[OFF]))
         for index, concurrency in enumerate(CONCURRENCY):
             order = ["service", "plain"] if index % 2 == 0 else ["plain", "service"]
-            if concurrency == ENCRYPTION_OFF_AT:
-                order.insert(order.index("service") + 1, OFF)
-            runs = {name: link_run(name, services[name], db_process.pid, concurrency) for name in order}
-            results += runs.values()
-            if concurrency == ENCRYPTION_OFF_AT:
-                pairs.append((runs["service"], runs[OFF]))
-                for extra in range(1, ENCRYPTION_PAIRS):  # not in the table; each pair starts with the other one
-                    pair = {name: link_run(name, services[name], db_process.pid, concurrency)
-                            for name in ((OFF, "service") if extra % 2 else ("service", OFF))}
-                    pairs.append((pair["service"], pair[OFF]))
+            results += [link_run(name, services[name], db_process.pid, concurrency) for name in order]
 
         mixed = mixed_run(services["service"], db_process.pid)
         section = report(results, pairs, *mixed, time.monotonic() - began)
