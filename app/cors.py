@@ -1,4 +1,5 @@
 """Cross-origin access for the clinic's browser frontends, through flask-cors, from an exact allow-list."""
+from flask import current_app, request
 from flask_cors import CORS
 
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"]
@@ -10,6 +11,7 @@ def register(app, origins):
     """Allow the listed origins; with none listed, answer no cross-origin request at all."""
     if not origins:
         return
+    app.before_request(answer_preflight)
     CORS(
         app,
         origins=origins,
@@ -19,3 +21,13 @@ def register(app, origins):
         supports_credentials=False,
         max_age=600,
     )
+
+
+def answer_preflight():
+    """Answer a browser's preflight on any path as Flask answers OPTIONS on a route: 200, no body."""
+    # flask-cors only adds headers to the answer a request gets, and Flask answers OPTIONS only on known paths:
+    # elsewhere the preflight got 404, which a browser reports as "Failed to fetch" instead of sending the real
+    # request and showing its 404 or 405 envelope. flask-cors still decides which origin gets the headers.
+    preflight = (request.method == "OPTIONS" and "Origin" in request.headers
+                 and "Access-Control-Request-Method" in request.headers)
+    return current_app.make_default_options_response() if preflight else None

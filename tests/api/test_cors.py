@@ -4,7 +4,7 @@ import pytest
 
 from app import create_app
 from config import ConfigError
-from tests.conftest import make_config
+from tests.conftest import bearer, make_config
 
 FRONTEND = "https://clinic.example"
 
@@ -80,3 +80,61 @@ def test_with_no_origins_configured_nobody_is_allowed():
 def test_wildcards_and_bare_hosts_are_refused_at_start(origin):
     with pytest.raises(ConfigError, match="CORS_ORIGINS"):
         make_config(CORS_ORIGINS=[origin]).validate()
+
+
+def preflight_for(client, method, path, origin=FRONTEND):
+    """Send the browser's preflight for a request with a token, for any method and path."""
+    return client.options(path, headers={
+        "Origin": origin,
+        "Access-Control-Request-Method": method,
+        "Access-Control-Request-Headers": "Authorization, Content-Type",
+    })
+
+
+@pytest.mark.parametrize("method,path,status,error", [
+    ("GET", "/nope", 404, "Not found"),
+    ("POST", "/patients/add_and_link/extra?uid=doctor_a", 404, "Not found"),
+    ("DELETE", "/healthz", 405, "Method not allowed"),
+    ("PUT", "/patients/add_and_link?uid=doctor_a", 405, "Method not allowed"),
+])
+def test_an_allowed_origin_gets_a_2xx_preflight_then_the_real_answer_in_the_envelope(cors_client, method, path,
+                                                                                    status, error):
+    ask = preflight_for(cors_client, method, path)
+
+    assert 200 <= ask.status_code < 300
+    assert ask.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert method in {m.strip() for m in ask.headers["Access-Control-Allow-Methods"].split(",")}
+    assert {"authorization", "content-type"} <= {
+        h.strip().lower() for h in ask.headers["Access-Control-Allow-Headers"].split(",")}
+    assert ask.headers["Access-Control-Max-Age"] == "600"
+
+    real = cors_client.open(path, method=method, headers={"Origin": FRONTEND, **bearer()})
+
+    assert real.status_code == status
+    assert real.get_json() == {"success": False, "error": error}
+    assert real.headers["Access-Control-Allow-Origin"] == FRONTEND
+
+
+@pytest.mark.parametrize("path", ["/nope", "/healthz"])
+def test_another_origin_gets_no_cors_headers_on_a_preflight_to_any_path(cors_client, path):
+    response = preflight_for(cors_client, "GET", path, origin="https://evil.example")
+
+    assert not [name for name in response.headers.keys() if name.lower().startswith("access-control-")]
+
+
+def test_an_options_request_that_is_not_a_preflight_still_gets_the_404_envelope(cors_client):
+    response = cors_client.options("/nope", headers={"Origin": FRONTEND})
+
+    assert response.status_code == 404
+    assert response.get_json() == {"success": False, "error": "Not found"}
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+
+
+def test_with_no_origins_configured_a_preflight_to_an_unknown_path_is_a_plain_404():
+    client = create_app(make_config(MONGO_CLIENT=mongomock.MongoClient(), CORS_ORIGINS=[])).test_client()
+
+    response = preflight_for(client, "GET", "/nope")
+
+    assert response.status_code == 404
+    assert response.get_json() == {"success": False, "error": "Not found"}
+    assert "Access-Control-Allow-Origin" not in response.headers
