@@ -159,7 +159,13 @@ class Database:
             self.values.close()
         self.client.close()
 
-    def ping(self):
-        """Raise unless the server answers a ping and can take this service's writes."""
-        self.client.admin.command("ping")
+    def ping(self, deadline_s):
+        """Raise unless the server answers a ping within deadline_s and can take this service's writes."""
+        # The driver's own operation deadline: server selection and the reply both end with it, so a probe is
+        # answered before its own timeout. It replaces the client's timeouts rather than shortening them, hence
+        # the min: never longer than MONGODB_TIMEOUT_MS either.
+        with pymongo.timeout(min(deadline_s, self.timeout_s)):
+            self.client.admin.command("ping")
+        # Outside the deadline: the server has just answered, and a first preparation (indexes, the data key,
+        # perhaps through a KMS) may take longer than a probe's budget yet must be allowed to finish.
         self.require_transactions()
