@@ -18,6 +18,8 @@ MIN_SECRET_BYTES = 32
 LOCAL_MASTER_KEY_BYTES = 96
 KMS_PROVIDERS = ("aws", "azure", "gcp", "kmip")
 
+LOG_FORMATS = ("text", "json")
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message is one line naming the variable."""
@@ -83,12 +85,17 @@ def master_key_from_env(prefix=""):
     return MasterKey(provider, credentials, key)
 
 
+def _choice(name, choices):
+    """Read a variable naming one of the choices (any case; the first by default), failing loudly on anything else."""
+    raw = (os.environ.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise ConfigError(f"{name} must be {' or '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _switch(name):
     """Read an on/off variable (on by default), failing loudly on anything else."""
-    raw = (os.environ.get(name) or "on").strip().lower()
-    if raw not in ("on", "off"):
-        raise ConfigError(f"{name} must be on or off, got {raw!r}")
-    return raw == "on"
+    return _choice(name, ("on", "off")) == "on"
 
 
 def _int(name, default):
@@ -140,6 +147,8 @@ class Config:
         # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
         self.JWT_MAX_LIFETIME_SECONDS = _int("JWT_MAX_LIFETIME_SECONDS", 86400)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
+        # text: one line per entry, as a person reads them; json: one JSON object per line, for log collectors.
+        self.LOG_FORMAT = _choice("LOG_FORMAT", LOG_FORMATS)
         # A transaction's writes in one client bulkWrite where the server takes it (MongoDB 8.0+); off sends one
         # command per write, as on older servers.
         self.MONGODB_CLIENT_BULK_WRITE = _switch("MONGODB_CLIENT_BULK_WRITE")

@@ -10,6 +10,7 @@ from app import commands, cors, errors, request_log, web
 from app.body_limit import BodyLimit
 from app.auth import TokenVerifier
 from app.db import Database, build_client
+from app.log_format import formatter_for
 from config import Config
 
 MAX_BODY_BYTES = 64 * 1024
@@ -18,7 +19,7 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(config=None):
     """Build the service from a Config (the environment's by default)."""
     config = (config or Config()).validate()
-    _configure_logging(config.LOG_LEVEL)
+    _configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
 
     app = Flask(__name__)
     app.json = StorableJSONProvider(app)
@@ -81,14 +82,16 @@ def _object_without_repeated_keys(pairs):
     return value
 
 
-def _configure_logging(level):
-    """Send the service's logs to stderr once, and keep the driver's command logs off."""
+def _configure_logging(level, log_format):
+    """Send the service's logs to stderr once, in the given format, and keep the driver's command logs off."""
     logger = logging.getLogger("clinic")
     logger.setLevel(level)
-    if not any(getattr(h, "clinic", False) for h in logger.handlers):
+    handler = next((h for h in logger.handlers if getattr(h, "clinic", False)), None)
+    if handler is None:
         handler = logging.StreamHandler(sys.stderr)
         handler.clinic = True
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
         logger.addHandler(handler)
+    # Set on every build, not only the first: the latest app's LOG_FORMAT is the one in force.
+    handler.setFormatter(formatter_for(log_format))
     # pymongo logs whole commands, patient documents included, at DEBUG: never let them through.
     logging.getLogger("pymongo").setLevel(logging.WARNING)

@@ -26,10 +26,10 @@ def _finish(response):
     response.headers["X-Request-ID"] = request_id
     # The route's template, not the path: a client-chosen path could carry anything.
     route = request.url_rule.rule if request.url_rule else "-"
-    log.info(
-        "%s %s %s %.1fms request_id=%s",
-        request.method, route, response.status_code, duration_ms, request_id,
-    )
+    fields = {"method": request.method, "route": route, "status": response.status_code,
+              "duration_ms": round(duration_ms, 1), "request_id": request_id}
+    # The same fields twice: in the message for the text line, and as `extra` keys of their own for LOG_FORMAT=json.
+    log.info("%(method)s %(route)s %(status)s %(duration_ms).1fms request_id=%(request_id)s", fields, extra=fields)
     return response
 
 

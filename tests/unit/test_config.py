@@ -47,3 +47,26 @@ def test_a_public_key_that_is_not_an_rsa_pem_is_refused_by_validate():
 
     with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):
         make_config(JWT_SECRET=None, JWT_PUBLIC_KEY="-----BEGIN PUBLIC KEY-----\nnot a key\n").validate()
+
+
+def test_the_log_format_is_text_by_default_and_json_in_any_case(monkeypatch):
+    monkeypatch.delenv("LOG_FORMAT", raising=False)
+    assert Config().LOG_FORMAT == "text"
+    monkeypatch.setenv("LOG_FORMAT", " JSON ")
+    assert Config().LOG_FORMAT == "json"
+
+
+@pytest.mark.parametrize("raw", ["xml", "logfmt", "1"])
+def test_any_other_log_format_is_refused_in_one_line_naming_the_variable(monkeypatch, raw):
+    monkeypatch.setenv("LOG_FORMAT", raw)
+    with pytest.raises(ConfigError, match=f"LOG_FORMAT must be text or json, got '{raw}'") as refused:
+        Config()
+    assert "\n" not in str(refused.value)
+
+
+def test_an_on_off_switch_takes_on_or_off_in_any_case_and_nothing_else(monkeypatch):
+    monkeypatch.setenv("MONGODB_CLIENT_BULK_WRITE", "OFF")
+    assert Config().MONGODB_CLIENT_BULK_WRITE is False
+    monkeypatch.setenv("MONGODB_CLIENT_BULK_WRITE", "maybe")
+    with pytest.raises(ConfigError, match="MONGODB_CLIENT_BULK_WRITE must be on or off, got 'maybe'"):
+        Config()
