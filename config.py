@@ -65,7 +65,7 @@ def _json_object(variable, raw):
 
 
 def master_key_from_env(prefix=""):
-    """Read the master key from {prefix}FIELD_ENCRYPTION_KEY or {prefix}FIELD_ENCRYPTION_KMS_*, or None if neither is set."""
+    """Read the master key from {prefix}FIELD_ENCRYPTION_KEY or {prefix}FIELD_ENCRYPTION_KMS_*; None if neither."""
     env = os.environ.get
     local = env(prefix + "FIELD_ENCRYPTION_KEY") or ""
     provider = (env(prefix + "FIELD_ENCRYPTION_KMS_PROVIDER") or "").strip().lower()
@@ -78,7 +78,8 @@ def master_key_from_env(prefix=""):
     if provider not in KMS_PROVIDERS:
         raise ConfigError(f"{prefix}FIELD_ENCRYPTION_KMS_PROVIDER must be one of {', '.join(KMS_PROVIDERS)}")
     # Empty credentials ask pymongo to take them from the environment (an AWS role, a GCP or Azure identity).
-    credentials = _json_object(prefix + "FIELD_ENCRYPTION_KMS_CREDENTIALS", env(prefix + "FIELD_ENCRYPTION_KMS_CREDENTIALS"))
+    credentials_name = prefix + "FIELD_ENCRYPTION_KMS_CREDENTIALS"
+    credentials = _json_object(credentials_name, env(credentials_name))
     key = _json_object(prefix + "FIELD_ENCRYPTION_MASTER_KEY", env(prefix + "FIELD_ENCRYPTION_MASTER_KEY"))
     if not key and provider != "kmip":
         raise ConfigError(f"{prefix}FIELD_ENCRYPTION_MASTER_KEY must name the {provider} key (a JSON object)")
@@ -179,7 +180,8 @@ class Config:
         for origin in self.CORS_ORIGINS:
             # Exact origins only: a wildcard would let any site's scripts read patient data.
             if "*" in origin or not origin.startswith(("http://", "https://")):
-                raise ConfigError(f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
+                raise ConfigError(
+                    f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
         if self.MONGODB_TIMEOUT_MS <= 0:
             raise ConfigError("MONGODB_TIMEOUT_MS must be a positive number of milliseconds")
         if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:

@@ -9,7 +9,11 @@ import traceback
 import gevent
 from gunicorn.arbiter import Arbiter
 from gunicorn.http.errors import (
-    ExpectationFailed, ForbiddenProxyRequest, LimitRequestHeaders, LimitRequestLine, ParseException,
+    ExpectationFailed,
+    ForbiddenProxyRequest,
+    LimitRequestHeaders,
+    LimitRequestLine,
+    ParseException,
     UnsupportedTransferCoding,
 )
 from gunicorn.util import write_nonblock

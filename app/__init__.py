@@ -7,8 +7,8 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from app import commands, cors, errors, request_log, web
-from app.body_limit import BodyLimit
 from app.auth import TokenVerifier
+from app.body_limit import BodyLimit
 from app.db import Database, build_client
 from app.log_format import formatter_for
 from config import Config

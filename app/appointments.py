@@ -7,7 +7,15 @@ from app.audit import audited
 from app.auth import acting_doctor
 from app.idempotency import idempotent
 from app.web import (
-    created, current_caller, database, doctor_and_query, json_object_body, page, path_id, success, unit_of_work,
+    created,
+    current_caller,
+    database,
+    doctor_and_query,
+    json_object_body,
+    page,
+    path_id,
+    success,
+    unit_of_work,
 )
 
 bp = Blueprint("appointments", __name__)

@@ -6,7 +6,11 @@ import jwt
 from marshmallow import ValidationError
 
 from app.exceptions import (
-    MissingBearerToken, MissingDoctorId, NotAllowedForDoctor, NotAuthenticated, TokenKeysUnavailable,
+    MissingBearerToken,
+    MissingDoctorId,
+    NotAllowedForDoctor,
+    NotAuthenticated,
+    TokenKeysUnavailable,
 )
 from app.schemas import DOCTOR_UID, UID_RULE
 from config import rsa_public_key

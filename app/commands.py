@@ -41,7 +41,7 @@ def encrypt_existing_command():
 @click.command("rotate-master-key")
 @with_appcontext
 def rotate_master_key_command():
-    """Rewrap the data key from the configured master key to NEW_FIELD_ENCRYPTION_KEY (or NEW_FIELD_ENCRYPTION_KMS_*)."""
+    """Rewrap the data key from the configured master key to NEW_FIELD_ENCRYPTION_KEY (or NEW_..._KMS_*)."""
     try:
         new = master_key_from_env("NEW_")
     except ConfigError as error:

@@ -33,7 +33,8 @@ INDEXES = {
     ],
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
-        pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)], name="doctor_linked_by_date"),
+        pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)],
+                           name="doctor_linked_by_date"),
     ],
     AUDIT: [
         pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),

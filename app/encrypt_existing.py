@@ -35,7 +35,7 @@ def still_plain(db):
 def _seal_patient(db, values, stored):
     """Seal one plain patient unless it changed since it was read; tell whether it was sealed."""
     fields = PLAIN.patient_fields(stored, INTERNAL_PATIENT_FIELDS)
-    plain_names = {name: "" for name in (*fields, *PLAIN_SEARCH_FIELDS)}
+    plain_names = dict.fromkeys((*fields, *PLAIN_SEARCH_FIELDS), "")
     # Every change moves the version on: matching the version read means nothing was changed since.
     result = db[PATIENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, "version": stored.get("version")},
@@ -56,7 +56,7 @@ def _seal_appointment(db, values, stored):
     private = {name: stored[name] for name in ("reason",) if name in stored}
     result = db[APPOINTMENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, **private},
-        {"$set": values.appointment(private), "$unset": {name: "" for name in private}})
+        {"$set": values.appointment(private), "$unset": dict.fromkeys(private, "")})
     return result.modified_count
 
 

@@ -60,7 +60,7 @@ class FieldEncryption:
         return self._encryption.decrypt(sealed)
 
     def blind(self, kind, doctor_id, value):
-        """Return the keyed blind index of a value: equal for equal values of one doctor, meaningless without the key."""
+        """Return the keyed blind index of a value: equal for equal values of a doctor, meaningless without the key."""
         return self.blind_all(kind, doctor_id, [value])[0]
 
     def blind_all(self, kind, doctor_id, values):

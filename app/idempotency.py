@@ -8,7 +8,13 @@ from functools import wraps
 from flask import current_app, g, jsonify, make_response, request
 from pymongo.errors import PyMongoError
 
-from app.exceptions import AnsweredBefore, IdempotencyKeyReused, IdempotentRequestInProgress, InvalidIdempotencyKey, Refusal
+from app.exceptions import (
+    AnsweredBefore,
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    InvalidIdempotencyKey,
+    Refusal,
+)
 from app.idempotency_store import IdempotencyStore
 from app.web import current_caller, database
 
@@ -45,7 +51,7 @@ def idempotent(view):
 
 
 class KeyedRequest:
-    """A write sent with an Idempotency-Key: claimed once valid, its answer stored with its work (Stripe's atomic phases)."""
+    """A write sent with an Idempotency-Key: claimed once valid, its answer stored with its work (atomic phases)."""
 
     def __init__(self, database, key):
         self._database = database

@@ -11,7 +11,12 @@ from app.errors import HTTP_MESSAGES
 from app.etags import ENTITY_TAG_PATTERN
 from app.exceptions import DatabaseUnavailable
 from app.schemas import (
-    CONTROL_CHARACTERS, FREE_TEXT_CONTROL_CHARACTERS, BirthDate, ObjectIdString, Text, latest_birth_date,
+    CONTROL_CHARACTERS,
+    FREE_TEXT_CONTROL_CHARACTERS,
+    BirthDate,
+    ObjectIdString,
+    Text,
+    latest_birth_date,
 )
 
 EXTENSION_KEY = "clinic.openapi"
@@ -118,7 +123,7 @@ def clinic_field_attributes(self, field, ret, **kwargs):
 
 
 def dates_up_to(last):
-    """Return a pattern of the dates YYYY-MM-DD from 0001-01-01 to last (a year from 2000 on), as BirthDate takes them."""
+    """Return a pattern of the dates YYYY-MM-DD from 0001-01-01 to last (a year from 2000 on), as BirthDate takes."""
     year, month, day = f"{last:%Y}", f"{last:%m}", f"{last:%d}"
     months, days = "(0[1-9]|1[0-2])", "(0[1-9]|[12][0-9]|3[01])"
     earlier_years = "0[0-9][0-9][1-9]|0[0-9][1-9][0-9]|0[1-9][0-9]{2}|1[0-9]{3}|" + _below(year[1:], "2")
@@ -128,7 +133,8 @@ def dates_up_to(last):
 
 def _below(digits, prefix=""):
     """Return a pattern of the digit strings as long as digits and smaller (with a fixed prefix before them)."""
-    choices = [prefix + digits[:i] + (f"[0-{int(digit) - 1}]" if digit != "1" else "0") + "[0-9]" * (len(digits) - i - 1)
+    choices = [prefix + digits[:i] + (f"[0-{int(digit) - 1}]" if digit != "1" else "0")
+               + "[0-9]" * (len(digits) - i - 1)
                for i, digit in enumerate(digits) if digit != "0"]
     return "|".join(choices) or "(?!)"
 
@@ -210,7 +216,7 @@ def _operation(converter, rule, operation, operation_id):
         media = {"schema": operation.body}
         if operation.example is not None:
             media["example"] = operation.example
-        content = {media_type: media for media_type in operation.body_types}
+        content = dict.fromkeys(operation.body_types, media)
         document["requestBody"] = {"required": True, "content": content}
     document["responses"] = _responses(operation)
     if not operation.public:

@@ -8,11 +8,21 @@ from app.auth import acting_doctor
 from app.etags import entity_tag
 from app.exceptions import MissingAppointmentId, MissingPatientNames
 from app.idempotency import idempotent
-from app.web import (
-    created, current_caller, database, doctor_and_query, expected_version, is_blank, json_object_body,
-    merge_patch_body, page, path_id, success, unit_of_work,
-)
 from app.pages import decode_version_cursor
+from app.web import (
+    created,
+    current_caller,
+    database,
+    doctor_and_query,
+    expected_version,
+    is_blank,
+    json_object_body,
+    merge_patch_body,
+    page,
+    path_id,
+    success,
+    unit_of_work,
+)
 
 bp = Blueprint("patients", __name__)
 

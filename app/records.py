@@ -254,7 +254,8 @@ class Records:
     def unlink_patient(self, appointment_id, doctor_id, patient_id):
         """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
         freed = self.writes.update(
-            APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
+            APPOINTMENTS,
+            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
             {"$set": {"patient_id": None}})
         if freed:
             self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))

@@ -420,7 +420,8 @@ def main():
             process = start(f"gunicorn-{database}", args, workdir, started,
                             {**env, **extra, "MONGODB_DB": database, "PORT": str(service_port)})
             services[name] = {"port": service_port, "pid": process.pid, "db": mongo[database]}
-            wait_until(lambda: answers_http(service_port) and len(children(process.pid)) == WORKERS, process, name)
+            wait_until(lambda port=service_port, pid=process.pid: answers_http(port) and len(children(pid)) == WORKERS,
+                       process, name)
 
         results, pairs = [], []
         for index in range(ENCRYPTION_PAIRS):  # each pair starts with the other one

@@ -4,7 +4,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dev_secret import MASTER_KEY_FILE, load_or_create_master_key, load_or_create_secret, new_master_key, replace_master_key
+from dev_secret import (
+    MASTER_KEY_FILE,
+    load_or_create_master_key,
+    load_or_create_secret,
+    new_master_key,
+    replace_master_key,
+)
 from run_dev import MASTER_KEY_VARIABLES, embedded_db_port, fail, port_in_use
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +44,8 @@ def main(command):
     if new_key:
         # Only now, with the data key rewrapped and opened by the new key alone, does the old key go.
         replace_master_key(new_key)
-        print(f"run_dev: {MASTER_KEY_FILE.relative_to(ROOT)} now holds the new master key; back it up again", flush=True)
+        print(f"run_dev: {MASTER_KEY_FILE.relative_to(ROOT)} now holds the new master key; back it up again",
+              flush=True)
     return 0
 
 

@@ -4,7 +4,6 @@ import os
 import time
 
 import jwt
-
 from dev_secret import load_or_create_secret
 
 

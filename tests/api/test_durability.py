@@ -43,13 +43,16 @@ def test_every_write_asks_for_a_majority_and_the_journal(replica_set_server, sta
     name = "durable_" + ObjectId().binary.hex()[:8]
     request.addfinalizer(lambda: watched.drop_database(name))
     client = create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=name)).test_client()
-    appointment_id = str(watched[name].appointments.insert_one({"doctor_id": "doctor_a", "patient_id": None}).inserted_id)
+    appointments = watched[name].appointments
+    appointment_id = str(appointments.insert_one({"doctor_id": "doctor_a", "patient_id": None}).inserted_id)
     listener.seen.clear()
 
     keyed = {**bearer(), "Idempotency-Key": "durable-1"}
-    assert client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=keyed).status_code == 201
-    assert client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id), headers=bearer()).status_code == 201
-    assert client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id), headers=bearer()).status_code == 409
+    link = "/patients/add_and_link?uid=doctor_a"
+    scheduled = client.post("/appointments?uid=doctor_a", json={"date": "2026-12-01T09:00:00Z"}, headers=keyed)
+    assert scheduled.status_code == 201
+    assert client.post(link, json=jane(appointment_id), headers=bearer()).status_code == 201
+    assert client.post(link, json=jane(appointment_id), headers=bearer()).status_code == 409
 
     outside = [(name, concern) for name, in_transaction, concern in listener.seen if not in_transaction]
     assert {name for name, _ in outside} >= ({"insert", "update"} if standalone else {"insert", "commitTransaction"})

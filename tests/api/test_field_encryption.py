@@ -1,6 +1,5 @@
 """Field-level encryption: no patient value reaches the database readable, and callers see no difference."""
 import os
-import pathlib
 
 import bson
 import mongomock
@@ -161,7 +160,8 @@ def test_name_prefix_and_birth_date_searches_answer_as_before_encryption(backend
         for first, last, born in NAMES:
             body = {"appointment_id": create_appointment(api), "firstName": first, "lastName": last,
                     "dateOfBirth": born}
-            order.append(api.post("/patients/add_and_link?uid=doctor_a", json=body, headers=DOCTOR).get_json()["data"]["_id"])
+            answer = api.post("/patients/add_and_link?uid=doctor_a", json=body, headers=DOCTOR)
+            order.append(answer.get_json()["data"]["_id"])
         other_doctor = {"appointment_id": "0123456789abcdef01234567", "firstName": "Ana", "lastName": "Smith"}
         api.post("/patients/add_and_link?uid=doctor_b", json=other_doctor, headers=bearer("doctor_b"))
         # Ids differ between the databases: compare positions in creation order.
@@ -205,8 +205,9 @@ def test_a_sealed_record_answers_an_error_when_encryption_is_switched_off(mongo,
 
 
 def test_another_master_key_cannot_start_on_a_database_sealed_with_the_first(mongo, client):
-    from config import local_master_key
     import base64
+
+    from config import local_master_key
 
     assert client.post("/patients/add_and_link?uid=doctor_a",
                        json={"appointment_id": create_appointment(client), **marked_patient("Other7")},

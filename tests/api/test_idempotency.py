@@ -200,12 +200,14 @@ def test_a_key_left_running_by_a_dead_worker_is_taken_over_after_a_minute_and_no
     # As a worker killed mid-request leaves it: claimed, never answered.
     db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"state": "running"}, "$unset": {"body": ""}})
 
-    db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=30)}})
+    claimed = {"_id": record["_id"]}
+    db.idempotency_keys.update_one(claimed, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=30)}})
     recent = link(client, appointment_id, "dead-worker")
-    db.idempotency_keys.update_one({"_id": record["_id"]}, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=61)}})
+    db.idempotency_keys.update_one(claimed, {"$set": {"claimed_at": moment - datetime.timedelta(seconds=61)}})
     abandoned = link(client, appointment_id, "dead-worker")
 
-    assert recent.status_code == 409 and recent.get_json()["error"] == "A request with this Idempotency-Key is still in progress"
+    assert recent.status_code == 409
+    assert recent.get_json()["error"] == "A request with this Idempotency-Key is still in progress"
     assert abandoned.status_code == 201 and "Idempotent-Replayed" not in abandoned.headers
     assert db.patients.count_documents({}) == 1
     assert db.idempotency_keys.find_one({"_id": record["_id"]})["state"] == "done"

@@ -26,8 +26,9 @@ def test_a_dozen_simultaneous_links_of_different_patients_leave_the_appointment_
     appointment_id = add_appointment()
     patients = add_patients(db, REQUESTS)
     headers = bearer()
-    responses = at_once(app, REQUESTS, lambda client, i: client.put(f"/appointments/{appointment_id}/patient?uid=doctor_a",
-                                                       json={"patient_id": patients[i]}, headers=headers))
+    url = f"/appointments/{appointment_id}/patient?uid=doctor_a"
+    responses = at_once(app, REQUESTS,
+                        lambda client, i: client.put(url, json={"patient_id": patients[i]}, headers=headers))
 
     statuses = [response.status_code for response in responses]
     assert sorted(statuses) == [200] + [409] * (REQUESTS - 1)
@@ -45,8 +46,8 @@ def test_a_dozen_simultaneous_unlinks_free_the_appointment_exactly_once(app, db,
     [patient_id] = add_patients(db, 1)
     appointment_id = add_appointment(patient_id=ObjectId(patient_id))
     headers = bearer()
-    responses = at_once(app, REQUESTS, lambda client, i: client.delete(f"/appointments/{appointment_id}/patient?uid=doctor_a",
-                                                          headers=headers))
+    url = f"/appointments/{appointment_id}/patient?uid=doctor_a"
+    responses = at_once(app, REQUESTS, lambda client, i: client.delete(url, headers=headers))
 
     statuses = [response.status_code for response in responses]
     assert sorted(statuses) == [200] + [409] * (REQUESTS - 1)

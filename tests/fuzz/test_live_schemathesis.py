@@ -50,4 +50,5 @@ def test_a_strangers_fuzzer_finds_the_document_and_the_service_in_agreement(repl
     finally:
         service.stop()
 
-    assert run.returncode == 0, run.stdout[-30000:] + run.stderr[-5000:] + "\n--- service log ---\n" + service.log()[-5000:]
+    log = "\n--- service log ---\n" + service.log()[-5000:]
+    assert run.returncode == 0, run.stdout[-30000:] + run.stderr[-5000:] + log

@@ -35,8 +35,7 @@ PLAUSIBLE = {
     "firstName": st.text(max_size=110),
     "lastName": st.text(max_size=110),
     "dateOfBirth": iso_dates,
-    "address": st.fixed_dictionaries({}, optional={part: short_text
-                                                   for part in ("street", "city", "state", "zipCode")}),
+    "address": st.fixed_dictionaries({}, optional=dict.fromkeys(("street", "city", "state", "zipCode"), short_text)),
     "insurance": st.fixed_dictionaries({}, optional={"provider": short_text, "policyNumber": short_text}),
     "contact": st.fixed_dictionaries({}, optional={"phone": phones, "email": st.emails()}),
     "medicalHistory": st.text(),

@@ -1,7 +1,16 @@
 """Two workers starting at once on an empty database end up with one data key and one search key, both used."""
 import mongomock
+
 from app.db import INDEXES
-from app.field_encryption import DATA_KEY_NAME, KEY_VAULT, SEARCH_KEYS, FieldEncryption, _data_key, _search_key, key_vault
+from app.field_encryption import (
+    DATA_KEY_NAME,
+    KEY_VAULT,
+    SEARCH_KEYS,
+    FieldEncryption,
+    _data_key,
+    _search_key,
+    key_vault,
+)
 from tests import mongomock_key_vault
 from tests.conftest import MASTER_KEY
 

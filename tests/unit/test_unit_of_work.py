@@ -49,7 +49,8 @@ def test_a_refusal_that_keeps_its_writes_keeps_them(database):
 
 
 def test_the_result_of_the_steps_is_returned_and_kept(database):
-    patient = database.unit_of_work().run(lambda records: records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
+    patient = database.unit_of_work().run(
+        lambda records: records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
 
     # The steps see the patient's version and last change too; the schema keeps them out of every body.
     assert len(patient["_id"]) == 24 and set(patient) == {"_id", "doctor_id", "firstName", "lastName",
