@@ -12,8 +12,19 @@ REQUIREMENTS := requirements.txt requirements-dev.txt
 
 help:
 	@echo "make install           create $(VENV) and install requirements-dev.txt"
-	@echo "make run               serve on http://127.0.0.1:8000 with an embedded database"
-	@echo "make test              run the tests (PYTEST_ARGS=... to pass options)"
+	@echo "make run               serve on http://127.0.0.1:8000 with an embedded database, until Ctrl-C;"
+	@echo "                       settings, as make run NAME=value (or exported), with their defaults:"
+	@echo "    PORT=8000               the port the API listens on"
+	@echo "    HOST=127.0.0.1          the address it listens on (0.0.0.0: every interface)"
+	@echo "    WEB_CONCURRENCY=2       gunicorn worker processes (gevent, 1000 connections each)"
+	@echo "    EMBEDDED_DB_PORT=27117  the embedded database's port, on 127.0.0.1 (data in instance/db)"
+	@echo "    MONGODB_URI=            an existing MongoDB (a replica set) to use instead of the embedded one"
+	@echo "    MONGODB_DB=clinic       the database name"
+	@echo "    JWT_SECRET=             the token secret (unset: instance/jwt_secret, made on the first run)"
+	@echo "    FIELD_ENCRYPTION_KEY=   the master key (unset: instance/field_encryption_key, made on the first run)"
+	@echo "    CLINIC_INSTANCE_DIR=instance  where the secret, the master key and the database live (tests)"
+	@echo "    and every setting of README.md's Configuration (LOG_LEVEL, CORS_ORIGINS, ...)"
+	@echo "make test              lint (ruff), then run the tests (PYTEST_ARGS=... to pass options)"
 	@echo "make bench             measure the service against a plain add_and_link, then mixed traffic (bench/README.md)"
 	@echo "make microbench        time the service's own steps of add_and_link (pytest-benchmark, bench/micro)"
 	@echo "make -s token UID=...  print a dev JWT (optional ROLES=admin TTL=3600)"
@@ -34,13 +45,16 @@ $(STAMP): $(REQUIREMENTS) | $(VENV)/bin/python
 	@$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt >&2
 	@touch $@
 
+# The command alone, no shell around it: make starts run_dev.py itself, which then stops with make, even on kill -9.
 run: $(STAMP)
 	$(VENV)/bin/python scripts/run_dev.py
 
+# Lint first (ruff.toml): a minute of tests is not spent on code that does not pass it.
 test: $(STAMP)
+	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
-# Neither is part of `make test`. bench takes about 3.5 minutes, wants a quiet machine and writes bench/RESULTS.md.
+# Neither is part of `make test`. bench takes about 4.5 minutes, wants a quiet machine and writes bench/RESULTS.md.
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
 

@@ -5,7 +5,9 @@ import secrets
 import tempfile
 from pathlib import Path
 
-INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+# CLINIC_INSTANCE_DIR moves it: the tests run `make run` on a directory of their own, beside a developer's.
+DEFAULT_INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+INSTANCE_DIR = Path(os.environ.get("CLINIC_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR).absolute()
 SECRET_FILE = INSTANCE_DIR / "jwt_secret"
 # Losing this file loses every patient record in instance/db: the data is encrypted under it.
 MASTER_KEY_FILE = INSTANCE_DIR / "field_encryption_key"

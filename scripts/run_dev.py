@@ -1,5 +1,7 @@
 """Run the service for development: dev secret, embedded database, gunicorn."""
 import ctypes
+import errno
+import fcntl
 import os
 import signal
 import socket
@@ -8,10 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
-
-from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -25,9 +26,15 @@ DB_START_TIMEOUT = 30
 DB_STOP_TIMEOUT = 10
 GUNICORN_STOP_TIMEOUT = 15  # graceful_timeout in gunicorn.conf.py plus a margin
 PR_SET_PDEATHSIG = 1
+# Looked up before any fork: the child only calls it.
+_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
+LAUNCHER_PID = os.getpid()
+# Locked by the make run using instance/db, and holding its pid for the message to a second one.
+LOCK_FILE = INSTANCE_DIR / "make_run.lock"
 
 _stop_signals = []
 _gunicorn = None
+_instance_lock = None  # LOCK_FILE's descriptor, open (so locked) until this process ends
 
 
 def fail(message):
@@ -51,12 +58,17 @@ def provide_dev_secrets(env):
         env["FIELD_ENCRYPTION_KEY"] = load_or_create_master_key()
 
 
+def port_setting(name, default):
+    """Return the port number in the environment variable name, refusing anything else in one line."""
+    value = os.environ.get(name) or default
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        fail(f"{name} must be a port number, not {value!r}")
+    return int(value)
+
+
 def embedded_db_port():
     """Return the port for the embedded database from EMBEDDED_DB_PORT."""
-    value = os.environ.get("EMBEDDED_DB_PORT") or "27117"
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        fail(f"EMBEDDED_DB_PORT must be a port number, not {value!r}")
-    return int(value)
+    return port_setting("EMBEDDED_DB_PORT", "27117")
 
 
 def port_in_use(port):
@@ -66,9 +78,90 @@ def port_in_use(port):
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def shown(path):
+    """Return path as the operator would type it: relative to the clone when it lies inside."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def hold_instance():
+    """Lock instance/ for this launcher's lifetime, or exit naming the make run that holds it."""
+    global _instance_lock
+    fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)  # not inherited: only this process holds the lock
+    try:
+        # The kernel drops an flock when its holder dies, even by kill -9: a stale file never blocks a start.
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip()
+        os.close(fd)
+        fail(f"cannot start: another make run holds {shown(INSTANCE_DIR / 'db')} "
+             f"(pid {holder if holder.isdigit() else 'unknown'}); stop it first")
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode())
+    _instance_lock = fd
+
+
+def bind_error(host, port):
+    """Return the error binding host:port gives, or None when it is free (as gunicorn binds: SO_REUSEADDR)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.socket(family, kind, proto) as probe:
+        # A port left in TIME_WAIT by the last run is free to gunicorn, which sets this too.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            return error
+    return None
+
+
+def refuse_taken_address(host, port, port_variable, host_variable=None):
+    """Exit with one line naming the variable to set if host:port cannot be listened on."""
+    # A bind, not a connect: it also finds a socket bound but not listening, or bound on every interface.
+    try:
+        error = bind_error(host, port)
+    except socket.gaierror as unknown:
+        fail(f"cannot start: {host_variable} {host!r} is not an address of this machine ({unknown.strerror}); "
+             f"set {host_variable}")
+    if error is None:
+        return
+    if error.errno == errno.EADDRINUSE:
+        other = port + 1 if port < 65535 else port - 1
+        fail(f"cannot start: {host}:{port} is already in use; stop what holds it or set {port_variable} "
+             f"(make run {port_variable}={other})")
+    variables = f"{host_variable} or {port_variable}" if host_variable else port_variable
+    fail(f"cannot start: cannot listen on {host}:{port} ({error.strerror}); set {variables}")
+
+
+def refuse_taken_ports(embedded):
+    """Exit with one line if gunicorn's address or the embedded database's port is taken, before anything starts."""
+    host = os.environ.get("HOST") or "127.0.0.1"  # as gunicorn.conf.py reads HOST and PORT
+    port = port_setting("PORT", "8000")
+    refuse_taken_address(host, port, "PORT", "HOST")
+    if embedded:
+        db_port = embedded_db_port()
+        if db_port == port:
+            fail(f"cannot start: PORT and EMBEDDED_DB_PORT are both {port}; set one of them to another port")
+        # Otherwise a leftover server could answer our ping while ours fails to bind.
+        refuse_taken_address("127.0.0.1", db_port, "EMBEDDED_DB_PORT")
+
+
 def die_with_launcher():
-    """Have Linux send the database SIGTERM if the launcher itself is killed."""
-    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    """Have Linux send this child SIGTERM when the launcher dies, even by kill -9 (a preexec_fn)."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    # The launcher may have died between the fork and the line above: then no signal would ever come.
+    if os.getppid() != LAUNCHER_PID:
+        os._exit(1)
+
+
+def die_with_make():
+    """Stop (as on Ctrl-C) when the make that started this launcher dies, even by kill -9."""
+    # make runs this recipe line itself, with no shell between: make is the parent. Started by hand (nohup,
+    # a script that exits), the parent's end is no reason to stop, so only under make.
+    if _prctl is not None and "MAKELEVEL" in os.environ:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def start_database(port):
@@ -76,10 +169,6 @@ def start_database(port):
     executable = BIN_DIR / "secantusd-py"
     if not executable.exists():
         fail(f"{executable} not found: run `make install`")
-    # Otherwise a leftover server could answer our ping while ours fails to bind.
-    if port_in_use(port):
-        fail(f"port {port} is already in use (a leftover secantusd-py?); "
-             "stop it or set EMBEDDED_DB_PORT")
     command = [
         str(executable), "--host", "127.0.0.1", "--port", str(port),
         "--storage-path", str(INSTANCE_DIR / "db"), "--log-level", "WARNING",
@@ -88,8 +177,14 @@ def start_database(port):
     # the gunicorn workers, so this launcher stops it last.
     return subprocess.Popen(
         command, cwd=ROOT, start_new_session=True,
-        preexec_fn=die_with_launcher if sys.platform.startswith("linux") else None,
+        preexec_fn=die_with_launcher if _prctl is not None else None,
     )
+
+
+def start_gunicorn(env):
+    """Start gunicorn; it gets SIGTERM if the launcher is killed, and its master then stops its workers."""
+    preexec = die_with_launcher if _prctl is not None else None
+    return subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env, preexec_fn=preexec)
 
 
 def wait_for_database(process, uri):
@@ -158,14 +253,19 @@ def main():
     global _gunicorn
     for signum in STOP_SIGNALS:
         signal.signal(signum, request_stop)
+    die_with_make()
     ensure_instance_dir()
     env = dict(os.environ)
     provide_dev_secrets(env)
     refuse_invalid_settings(env)
+    embedded = not env.get("MONGODB_URI")
+    if embedded:  # instance/db is what two launchers cannot share; with MONGODB_URI it is not used
+        hold_instance()
+    refuse_taken_ports(embedded)
     db_name = env.get("MONGODB_DB") or "clinic"
     database = None
     try:
-        if env.get("MONGODB_URI"):
+        if not embedded:
             where = describe_database(env["MONGODB_URI"], db_name)
             print(f"run_dev: using MongoDB from MONGODB_URI at {where}", flush=True)
         else:
@@ -175,9 +275,9 @@ def main():
             wait_for_database(database, env["MONGODB_URI"])
             where = describe_database(env["MONGODB_URI"], db_name)
             print(f"run_dev: using embedded secantusd-py at {where} "
-                  "(data in instance/db)", flush=True)
+                  f"(data in {shown(INSTANCE_DIR / 'db')})", flush=True)
         if not _stop_signals:
-            _gunicorn = subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env)
+            _gunicorn = start_gunicorn(env)
             if _stop_signals:  # the signal came while gunicorn was starting
                 _gunicorn.send_signal(signal.SIGTERM)
             _gunicorn.wait()
