@@ -49,9 +49,10 @@ $(STAMP): $(REQUIREMENTS) | $(VENV)/bin/python
 run: $(STAMP)
 	$(VENV)/bin/python scripts/run_dev.py
 
-# Lint first (ruff.toml): a minute of tests is not spent on code that does not pass it.
+# Lint and the layers' import rule first (ruff.toml, .importlinter): no minute of tests is spent on code that fails them.
 test: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .
+	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Neither is part of `make test`. bench takes about 4.5 minutes, wants a quiet machine and writes bench/RESULTS.md.

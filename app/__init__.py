@@ -6,11 +6,12 @@ import sys
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
-from app import commands, cors, errors, request_log, web
-from app.auth import TokenVerifier
-from app.body_limit import BodyLimit
-from app.db import Database, build_client
-from app.log_format import formatter_for
+from app import commands
+from app.http import cors, errors, request_log, web
+from app.http.auth import TokenVerifier
+from app.http.body_limit import BodyLimit
+from app.http.log_format import formatter_for
+from app.store.db import Database, build_client
 from config import Config
 
 MAX_BODY_BYTES = 64 * 1024
@@ -41,7 +42,7 @@ def create_app(config=None):
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
 
-    from app import appointments, audit, docs, health, patients
+    from app.http import appointments, audit, docs, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)

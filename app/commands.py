@@ -3,8 +3,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.encrypt_existing import encrypt_existing, still_plain
-from app.key_rotation import rotate_master_key
+from app.store.encrypt_existing import encrypt_existing, still_plain
+from app.store.key_rotation import rotate_master_key
 from config import ConfigError, master_key_from_env
 
 

@@ -27,7 +27,7 @@ from bson import ObjectId
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
+from app.http.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
 from tests.servers import free_port, server_command  # noqa: E402 - the tests' free port and secantusd-py
 
 SECONDS = float(os.environ.get("BENCH_SECONDS") or 10)

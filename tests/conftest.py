@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from app.patients import ADD_AND_LINK_EXAMPLE
+from app.http.patients import ADD_AND_LINK_EXAMPLE
 from config import Config, local_master_key
 from tests import mongomock_key_vault
 from tests.live import MASTER_KEY_B64
@@ -177,7 +177,7 @@ class Unsealed:
 
     def patient(self, stored):
         """Return a stored patient with its own fields opened, its ids, times and version as stored."""
-        from app.records import INTERNAL_PATIENT_FIELDS
+        from app.store.records import INTERNAL_PATIENT_FIELDS
 
         kept = {name: value for name, value in stored.items() if name in INTERNAL_PATIENT_FIELDS}
         return {**kept, **self._values.patient_fields(stored, INTERNAL_PATIENT_FIELDS)}

@@ -9,10 +9,12 @@ import datetime
 import mongomock
 import pytest
 
-from app import create_app, patients, schemas
-from app.auth import TokenVerifier
-from app.patients import ADD_AND_LINK_EXAMPLE
-from app.records import INTERNAL_PATIENT_FIELDS
+from app import create_app
+from app.http import patients
+from app.http.auth import TokenVerifier
+from app.http.patients import ADD_AND_LINK_EXAMPLE
+from app.service import schemas
+from app.store.records import INTERNAL_PATIENT_FIELDS
 from tests.conftest import make_config, make_token
 
 DOCTOR = "doctor_a"

@@ -261,7 +261,7 @@ def test_unexpected_errors_answer_500_without_internals(client, db, add_appointm
     def explode(*args, **kwargs):
         raise RuntimeError("secret internals: Jane Smith")
 
-    monkeypatch.setattr("app.services.add_and_link_patient", explode)
+    monkeypatch.setattr("app.service.steps.add_and_link_patient", explode)
     response = post(client, jane(add_appointment()))
 
     assert response.status_code == 500

@@ -8,9 +8,10 @@ import pathlib
 import pytest
 from bson import ObjectId, json_util
 
-from app import create_app, encrypt_existing
-from app.field_encryption import MasterKeyMismatch
-from app.records import INTERNAL_PATIENT_FIELDS
+from app import create_app
+from app.store import encrypt_existing
+from app.store.field_encryption import MasterKeyMismatch
+from app.store.records import INTERNAL_PATIENT_FIELDS
 from config import local_master_key
 from tests.api.test_field_encryption import DOCTOR, create_appointment, marked_patient, markers, readable
 from tests.conftest import make_config

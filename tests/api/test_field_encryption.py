@@ -8,7 +8,7 @@ from bson.codec_options import CodecOptions
 from bson.raw_bson import RawBSONDocument
 
 from app import create_app
-from app.field_encryption import MasterKeyMismatch
+from app.store.field_encryption import MasterKeyMismatch
 from tests.conftest import bearer, make_config
 
 DOCTOR = bearer("doctor_a")

@@ -4,7 +4,7 @@ import datetime
 import pytest
 from bson import ObjectId
 
-from app.records import Records
+from app.store.records import Records
 from tests.conftest import bearer, jane
 
 # What decides each race differs by backend, the outcome must not. Without transactions (mongomock, standalone) the

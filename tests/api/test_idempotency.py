@@ -5,8 +5,8 @@ import threading
 
 import pytest
 
-from app import services
-from app.idempotency_store import IdempotencyStore
+from app.service import steps
+from app.store.idempotency_keys import IdempotencyStore
 from tests.conftest import bearer, jane
 
 ROUTES = ["/patients/add_and_link", "/appointments"]
@@ -82,14 +82,14 @@ def test_malformed_keys_are_refused_with_400_and_write_nothing(client, db, add_a
 def test_a_key_still_running_answers_409_then_replays_once_done(client, db, add_appointment, monkeypatch, app):
     appointment_id = add_appointment()
     entered, release = threading.Event(), threading.Event()
-    real = services.add_and_link_patient
+    real = steps.add_and_link_patient
 
     def slow(*args, **kwargs):
         entered.set()
         assert release.wait(10)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "add_and_link_patient", slow)
+    monkeypatch.setattr(steps, "add_and_link_patient", slow)
     results = {}
     first = threading.Thread(target=lambda: results.update(first=link(app.test_client(), appointment_id, "busy")))
     first.start()
@@ -108,10 +108,10 @@ def test_a_key_still_running_answers_409_then_replays_once_done(client, db, add_
 
 def test_a_server_error_is_not_stored_so_a_retry_runs_again(client, db, add_appointment, monkeypatch):
     appointment_id = add_appointment()
-    real = services.add_and_link_patient
-    monkeypatch.setattr(services, "add_and_link_patient", lambda *a, **k: 1 / 0)
+    real = steps.add_and_link_patient
+    monkeypatch.setattr(steps, "add_and_link_patient", lambda *a, **k: 1 / 0)
     failed = link(client, appointment_id, "k-500")
-    monkeypatch.setattr(services, "add_and_link_patient", real)
+    monkeypatch.setattr(steps, "add_and_link_patient", real)
     retried = link(client, appointment_id, "k-500")
 
     assert failed.status_code == 500
@@ -215,14 +215,14 @@ def test_a_key_left_running_by_a_dead_worker_is_taken_over_after_a_minute_and_no
 
 def test_a_run_whose_key_was_taken_over_keeps_none_of_its_work(client, db, add_appointment, monkeypatch):
     appointment_id = add_appointment()
-    real = services.add_and_link_patient
+    real = steps.add_and_link_patient
 
     def overtaken(*args, **kwargs):
         # Another request takes the key over (as abandoned) while this one is between its claim and its work.
         db.idempotency_keys.update_one({"key": "overtaken"}, {"$set": {"claimed_at": datetime.datetime(2000, 1, 1)}})
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(services, "add_and_link_patient", overtaken)
+    monkeypatch.setattr(steps, "add_and_link_patient", overtaken)
     response = link(client, appointment_id, "overtaken")
 
     assert response.status_code == 409

@@ -5,7 +5,7 @@ import threading
 import pytest
 from bson import ObjectId
 
-from app.records import Records
+from app.store.records import Records
 from tests.conftest import at_once, bearer
 
 REQUESTS = 12

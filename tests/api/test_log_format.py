@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app import create_app
-from app.log_format import formatter_for
+from app.http.log_format import formatter_for
 from tests.conftest import bearer, jane, make_config
 
 NAME_MARKER = "Zqxname7731"

@@ -7,7 +7,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
 from app import create_app
-from app.openapi import build_spec
+from app.http.openapi import build_spec
 from tests.conftest import make_config
 
 # Routes the app answers that are not API operations, so the document leaves them out.

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from app import create_app
-from app.records import INTERNAL_PATIENT_FIELDS
-from app.sealing import SEALED_FIELDS
+from app.store.records import INTERNAL_PATIENT_FIELDS
+from app.store.sealing import SEALED_FIELDS
 from tests.conftest import Unsealed, bearer, jane, make_config
 
 DOCTOR = "doctor_a"

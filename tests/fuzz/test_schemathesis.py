@@ -14,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from app import create_app
-from app.idempotency import KEY
+from app.http.idempotency import KEY
 from tests.conftest import make_config, make_token
 
 DOCTOR = "doctor_a"

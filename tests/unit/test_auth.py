@@ -7,8 +7,8 @@ import jwt
 import pytest
 from marshmallow import ValidationError
 
-from app.auth import Caller, TokenVerifier, acting_doctor
-from app.exceptions import MissingDoctorId, NotAllowedForDoctor, NotAuthenticated
+from app.http.auth import Caller, TokenVerifier, acting_doctor
+from app.service.refusals import MissingDoctorId, NotAllowedForDoctor, NotAuthenticated
 from config import ConfigError
 from tests.conftest import SECRET, make_config, make_token
 

@@ -27,7 +27,7 @@ def test_a_malformed_timeout_is_refused(monkeypatch):
 
 
 def test_a_public_key_that_is_not_an_rsa_pem_refuses_to_start():
-    from app.auth import TokenVerifier
+    from app.http.auth import TokenVerifier
     from tests.conftest import make_config
 
     with pytest.raises(ConfigError, match="JWT_PUBLIC_KEY"):

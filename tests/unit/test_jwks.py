@@ -13,9 +13,10 @@ from bson import ObjectId
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 
-from app import auth, create_app
-from app.auth import Caller, TokenVerifier
-from app.exceptions import NotAuthenticated, TokenKeysUnavailable
+from app import create_app
+from app.http import auth
+from app.http.auth import Caller, TokenVerifier
+from app.service.refusals import NotAuthenticated, TokenKeysUnavailable
 from tests.conftest import jane, make_config
 from tests.jwks_server import JwksServer, SigningKey
 

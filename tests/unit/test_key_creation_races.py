@@ -1,8 +1,8 @@
 """Two workers starting at once on an empty database end up with one data key and one search key, both used."""
 import mongomock
 
-from app.db import INDEXES
-from app.field_encryption import (
+from app.store.db import INDEXES
+from app.store.field_encryption import (
     DATA_KEY_NAME,
     KEY_VAULT,
     SEARCH_KEYS,

@@ -4,7 +4,7 @@ import datetime
 import pytest
 from marshmallow import ValidationError
 
-from app.schemas import add_and_link_request, doctor_query, page_query, patient_view
+from app.service.schemas import add_and_link_request, doctor_query, page_query, patient_view
 
 VALID = {"appointment_id": "65F8A1B2C3D4E5F6789012EF", "firstName": " Jane ", "lastName": "Smith"}
 

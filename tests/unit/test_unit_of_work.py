@@ -2,8 +2,9 @@
 import mongomock
 import pytest
 
-from app.db import Database
-from app.exceptions import AppointmentNotFound, NotAppointmentOwner, ReplicaSetRequired
+from app.service.refusals import AppointmentNotFoundPatientKept, NotAppointmentOwner
+from app.store.db import Database
+from app.store.errors import ReplicaSetRequired
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def test_a_server_without_transactions_is_refused_unless_allowed():
 
     with pytest.raises(ReplicaSetRequired):
         database.unit_of_work()
-    assert "rs.initiate()" in ReplicaSetRequired.message and ReplicaSetRequired.status == 503
+    assert "rs.initiate()" in ReplicaSetRequired.message
 
 
 def test_a_refusal_that_rolls_back_deletes_what_was_inserted(database):
@@ -41,9 +42,9 @@ def test_an_unexpected_error_deletes_what_was_inserted(database):
 
 def test_a_refusal_that_keeps_its_writes_keeps_them(database):
     def steps(records):
-        raise AppointmentNotFound(records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
+        raise AppointmentNotFoundPatientKept(records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
 
-    with pytest.raises(AppointmentNotFound):
+    with pytest.raises(AppointmentNotFoundPatientKept):
         database.unit_of_work().run(steps)
     assert database.db.patients.count_documents({"doctor_id": "doc"}) == 1
 

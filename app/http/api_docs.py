@@ -3,7 +3,7 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
-class PageOf:
+class ListingOf:
     """A response whose `data` is a list of `schema` items, with a `next` cursor beside it."""
 
     schema: type
@@ -28,9 +28,9 @@ class Operation:
 
 
 def documented(**description):
-    """Attach an Operation to a view function, for app/openapi.py to read.
+    """Attach an Operation to a view function, for app/http/openapi.py to read.
 
-    responses maps a status to a Schema class (success envelope, `data` one item), a PageOf (success
+    responses maps a status to a Schema class (success envelope, `data` one item), a ListingOf (success
     envelope, `data` a list plus `next`), or a string (error envelope; the string describes when).
     """
     operation = Operation(**description)

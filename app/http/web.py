@@ -3,11 +3,11 @@ from flask import current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
-from app.auth import acting_doctor
-from app.etags import version_in
-from app.exceptions import IfMatchRequired, InvalidIfMatch, InvalidRequest, UnsupportedPatchType
-from app.records import AuditContext
-from app.schemas import OBJECT_ID
+from app.http.auth import acting_doctor
+from app.http.etags import version_in
+from app.service.refusals import IfMatchRequired, InvalidIfMatch, InvalidRequest, UnsupportedPatchType
+from app.service.schemas import OBJECT_ID
+from app.store.records import AuditContext
 
 
 def current_caller():
@@ -119,6 +119,6 @@ def created(data, location):
     return response, status
 
 
-def page(items, next_cursor):
+def listing(items, next_cursor):
     """Build a success response holding one page of a list and the cursor of the next."""
     return jsonify({"success": True, "data": items, "next": next_cursor}), 200

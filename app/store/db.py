@@ -5,11 +5,19 @@ import threading
 import pymongo
 from pymongo.errors import PyMongoError
 
-from app.exceptions import ReplicaSetRequired
-from app.field_encryption import KEY_VAULT, FieldEncryption
-from app.records import APPOINTMENTS, AUDIT, IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, PATIENT_VERSIONS, PATIENTS, Records
-from app.sealing import PLAIN_PATIENTS, PlainValues, SealedValues
-from app.unit_of_work import DURABLE, UnitOfWork
+from app.store.errors import ReplicaSetRequired
+from app.store.field_encryption import KEY_VAULT, FieldEncryption
+from app.store.records import (
+    APPOINTMENTS,
+    AUDIT,
+    IDEMPOTENCY,
+    IDEMPOTENCY_TTL_SECONDS,
+    PATIENT_VERSIONS,
+    PATIENTS,
+    Records,
+)
+from app.store.sealing import PLAIN_PATIENTS, PlainValues, SealedValues
+from app.store.unit_of_work import DURABLE, UnitOfWork
 
 log = logging.getLogger("clinic.db")
 

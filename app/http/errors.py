@@ -7,7 +7,9 @@ from marshmallow import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from app.exceptions import DatabaseUnavailable, Refusal
+from app.http.etags import entity_tag
+from app.service.refusals import DatabaseUnavailable, Refusal
+from app.store.errors import InvalidCursor, ReplicaSetRequired
 
 log = logging.getLogger("clinic.errors")
 
@@ -31,7 +33,19 @@ def refusal_response(refusal):
     """Answer a refusal with its status, message, any details or data, and the headers it calls for."""
     response, status = envelope(refusal.status, refusal.message, details=refusal.details, data=refusal.data)
     response.headers.update(refusal.headers)
+    if refusal.version is not None:
+        response.headers["ETag"] = entity_tag(refusal.version)
     return response, status
+
+
+def cursor_response(error):
+    """Answer a cursor this service did not issue with 400, naming the parameter."""
+    return envelope(400, "Invalid cursor", details={"after": [str(error)]})
+
+
+def replica_set_response(error):
+    """Answer a server that cannot run transactions with 503 and what to configure."""
+    return envelope(503, error.message)
 
 
 def validation_response(error):
@@ -67,6 +81,8 @@ def unexpected_response(error):
 def register(app):
     """Install the envelope handlers on the app."""
     app.register_error_handler(Refusal, refusal_response)
+    app.register_error_handler(InvalidCursor, cursor_response)
+    app.register_error_handler(ReplicaSetRequired, replica_set_response)
     app.register_error_handler(ValidationError, validation_response)
     app.register_error_handler(HTTPException, http_response)
     app.register_error_handler(PyMongoError, database_response)

@@ -2,9 +2,9 @@
 from flask import Blueprint, current_app, jsonify
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from app.api_docs import documented
-from app.openapi import build_spec
-from app.web import refuse_repeated_query_parameters
+from app.http.api_docs import documented
+from app.http.openapi import build_spec
+from app.http.web import refuse_repeated_query_parameters
 
 bp = Blueprint("docs", __name__)
 # No token here: the repeated-parameter check token routes make after authenticating runs first instead.

@@ -1,5 +1,5 @@
 """Master key rotation: rewrap the data key under a new master key, after which the old one is no longer needed."""
-from app.field_encryption import FieldEncryption, key_vault
+from app.store.field_encryption import FieldEncryption, key_vault
 from config import ConfigError
 
 

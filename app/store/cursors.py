@@ -4,7 +4,7 @@ import re
 
 from bson import ObjectId
 
-from app.exceptions import InvalidRequest
+from app.store.errors import InvalidCursor
 
 # `<milliseconds since 1970>_<24-hex id>`: a shape the OpenAPI document can state exactly, so every cursor
 # it allows is one the service accepts.
@@ -24,7 +24,7 @@ def encode_cursor(moment, document_id):
 def _cursor_parts(cursor):
     """Return the number and the 24-hex id of a cursor, refusing anything not shaped like ours."""
     if not CURSOR.match(cursor):
-        raise InvalidRequest("Invalid cursor", details={"after": ["Not a cursor this service issued."]})
+        raise InvalidCursor("Not a cursor this service issued.")
     number, document_id = cursor.split("_")
     return int(number), document_id
 

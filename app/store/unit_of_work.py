@@ -5,9 +5,9 @@ import pymongo
 from pymongo.errors import PyMongoError
 from pymongo.write_concern import WriteConcern
 
-from app.exceptions import Refusal
-from app.records import Records
-from app.writes import BatchedWrites, CommandWrites, SuccessPathMissed
+from app.store.errors import KeptWork
+from app.store.records import Records
+from app.store.writes import BatchedWrites, CommandWrites, SuccessPathMissed
 
 log = logging.getLogger("clinic.db")
 
@@ -52,7 +52,7 @@ class UnitOfWork:
             outcome = self._run_compensated(steps)
         if self.answer is not None:
             self.answer.stored = True
-        if isinstance(outcome, Refusal):
+        if isinstance(outcome, KeptWork):
             raise outcome
         return outcome
 
@@ -60,10 +60,8 @@ class UnitOfWork:
         """Run the steps, and store the answer with their writes; a refusal that keeps its writes is an outcome."""
         try:
             outcome = steps(records)
-        except Refusal as refusal:
-            if refusal.rolls_back:
-                raise
-            outcome = refusal
+        except KeptWork as kept:
+            outcome = kept
         if self.answer is not None:
             self.answer.write(records, outcome)
         return outcome

@@ -8,15 +8,15 @@ from functools import wraps
 from flask import current_app, g, jsonify, make_response, request
 from pymongo.errors import PyMongoError
 
-from app.exceptions import (
-    AnsweredBefore,
+from app.http.web import current_caller, database
+from app.service.refusals import (
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
     InvalidIdempotencyKey,
     Refusal,
 )
-from app.idempotency_store import IdempotencyStore
-from app.web import current_caller, database
+from app.store.errors import AnsweredBefore, KeyStillClaimed
+from app.store.idempotency_keys import IdempotencyStore
 
 log = logging.getLogger("clinic.idempotency")
 KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
@@ -68,7 +68,10 @@ class KeyedRequest:
         self._fingerprint = _fingerprint()
         # Built once the database is prepared (the unit of work was), so that it knows how values are stored.
         self._store = IdempotencyStore(self._database.db, self._database.values)
-        self._claim = self._store.claim(doctor_id, self._key, self._fingerprint)
+        try:
+            self._claim = self._store.claim(doctor_id, self._key, self._fingerprint)
+        except KeyStillClaimed:
+            raise IdempotentRequestInProgress() from None
         self._shape = shape
         return self
 

@@ -5,8 +5,8 @@ from dataclasses import dataclass
 from bson import ObjectId
 from pymongo.errors import DuplicateKeyError
 
-from app.exceptions import AnsweredBefore, IdempotentRequestInProgress
-from app.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, now
+from app.store.errors import AnsweredBefore, KeyStillClaimed
+from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, now
 
 # A request still "running" after this long died with its worker: a retry may take its key over. Taking over
 # is safe at any age on a replica set, since the first run can only store its answer, in its own transaction,
@@ -32,7 +32,7 @@ class IdempotencyStore:
 
     def __init__(self, db, values):
         self._keys = db[IDEMPOTENCY]
-        # How answers and request digests are stored: sealed and keyed (app.sealing.SealedValues) or plain.
+        # How answers and request digests are stored: sealed and keyed (app.store.sealing.SealedValues) or plain.
         self._values = values
 
     def same_request(self, record, fingerprint):
@@ -65,7 +65,7 @@ class IdempotencyStore:
             raise AnsweredBefore(existing)
         existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
         if existing is None:
-            raise IdempotentRequestInProgress()  # claimed and freed three times over: someone else is at it
+            raise KeyStillClaimed()  # claimed and freed three times over: someone else is at it
         raise AnsweredBefore(existing)
 
     def _take_over_abandoned(self, existing, fingerprint, moment):

@@ -1,9 +1,9 @@
 """Liveness and readiness probes; neither needs a token."""
 from flask import Blueprint
 
-from app.api_docs import documented
-from app.schemas import ProbeSchema
-from app.web import database, refuse_repeated_query_parameters, success
+from app.http.api_docs import documented
+from app.http.web import database, refuse_repeated_query_parameters, success
+from app.service.schemas import ProbeSchema
 
 # Readiness probes give up after a second or so (Kubernetes' default timeoutSeconds is 1): a database that
 # cannot answer a ping this fast counts as down, instead of the probe waiting out MONGODB_TIMEOUT_MS. The driver

@@ -6,11 +6,11 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import validate
 
-from app.api_docs import PageOf
-from app.errors import HTTP_MESSAGES
-from app.etags import ENTITY_TAG_PATTERN
-from app.exceptions import DatabaseUnavailable
-from app.schemas import (
+from app.http.api_docs import ListingOf
+from app.http.errors import HTTP_MESSAGES
+from app.http.etags import ENTITY_TAG_PATTERN
+from app.service.refusals import DatabaseUnavailable
+from app.service.schemas import (
     CONTROL_CHARACTERS,
     FREE_TEXT_CONTROL_CHARACTERS,
     BirthDate,
@@ -262,12 +262,12 @@ def _responses(operation):
 
 
 def _response(status, answer):
-    """Turn one documented answer (Schema class, PageOf, failure description or raw object) into a response."""
+    """Turn one documented answer (Schema class, ListingOf, failure description or raw object) into a response."""
     if isinstance(answer, str):
         return _error_response(answer)
     if isinstance(answer, dict):
         return answer
-    if isinstance(answer, PageOf):
+    if isinstance(answer, ListingOf):
         return _success_response("A page of results; pass `next` as `after` to get the following one", {
             "type": "object",
             "required": ["success", "data", "next"],

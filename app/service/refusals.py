@@ -1,5 +1,5 @@
 """Refusals the service can give, each knowing its HTTP status and its documented message."""
-from app.etags import entity_tag
+from app.store.errors import KeptWork
 
 
 class Refusal(Exception):
@@ -9,8 +9,8 @@ class Refusal(Exception):
     message = "Bad request"
     # Response headers the refusal calls for (a 401's WWW-Authenticate challenge).
     headers = {}
-    # A refusal undoes what the request wrote unless it says otherwise (the documented 404 keeps its patient).
-    rolls_back = True
+    # The version of the record the refusal hands back, sent as its ETag (the documented 404's patient).
+    version = None
 
     def __init__(self, message=None, *, details=None, data=None, headers=None):
         super().__init__(message or self.message)
@@ -56,18 +56,18 @@ class NotAllowedForDoctor(Refusal):
     message = "Token does not allow acting for this doctor"
 
 
-class AppointmentNotFound(Refusal):
+class AppointmentNotFoundPatientKept(Refusal, KeptWork):
     status = 404
     message = "Appointment not found (patient created but not linked)"
-    # Documented: the patient created in step 1 is kept and returned in `data`.
-    rolls_back = False
+    # Documented: the patient created in step 1 is kept (KeptWork: committed, not rolled back) and returned in `data`.
 
     def __init__(self, patient):
         # Shown through the same schema as a 201, so no internal field (version, times) can leak through `data`;
         # the version goes out as the ETag, as on a 201. Imported here: the schemas import this module's refusals.
-        from app.schemas import patient_view
+        from app.service.schemas import patient_view
 
-        super().__init__(data=patient_view.dump(patient), headers={"ETag": entity_tag(patient["version"])})
+        super().__init__(data=patient_view.dump(patient))
+        self.version = patient["version"]
 
 
 class NotAppointmentOwner(Refusal):
@@ -90,23 +90,18 @@ class DatabaseUnavailable(Refusal):
     message = "Database unavailable"
 
 
-class ReplicaSetRequired(Refusal):
-    status = 503
-    message = ("Replica set required: the database does not support transactions "
-               "(set replication.replSetName and run rs.initiate())")
-
 
 class TokenKeysUnavailable(Refusal):
     status = 503
     message = "Token signing keys unavailable"
 
 
-class NoSuchAppointment(Refusal):
+class AppointmentNotFound(Refusal):
     status = 404
     message = "Appointment not found"
 
 
-class NoSuchPatient(Refusal):
+class PatientNotFound(Refusal):
     status = 404
     message = "Patient not found"
 
@@ -129,13 +124,6 @@ class IdempotentRequestInProgress(Refusal):
     status = 409
     message = "A request with this Idempotency-Key is still in progress"
 
-
-class AnsweredBefore(Exception):
-    """The request's Idempotency-Key already holds an answer (or a run in progress): replay it, run nothing."""
-
-    def __init__(self, record):
-        super().__init__("idempotency key already claimed")
-        self.record = record
 
 
 class UnsupportedPatchType(Refusal):

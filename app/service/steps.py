@@ -1,18 +1,16 @@
 """The clinic's business steps; no HTTP here, only validated data, records or a unit of work, and refusals."""
-from app.exceptions import (
+from app.service.refusals import (
     AppointmentAlreadyLinked,
     AppointmentNotFound,
+    AppointmentNotFoundPatientKept,
     AppointmentNotLinked,
-    NoSuchAppointment,
-    NoSuchPatient,
     NotAppointmentOwner,
     NotPatientOwner,
     PatientChanged,
+    PatientNotFound,
 )
-from app.records import OUTCOME_OK, own_fields
-from app.schemas import patient_fields
-
-CREATED = 201
+from app.service.schemas import patient_fields
+from app.store.records import OUTCOME_CREATED, OUTCOME_OK, own_fields
 
 
 def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
@@ -23,9 +21,9 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         appointment = records.find_appointment(appointment_id)
         if appointment is None:
             # Documented: the patient is kept and handed back, so the caller can link it later.
-            records.audit(("patient.create", AppointmentNotFound.status,
+            records.audit(("patient.create", AppointmentNotFoundPatientKept.status,
                            {"patient_id": patient["_id"], "appointment_id": appointment_id}))
-            raise AppointmentNotFound(patient)
+            raise AppointmentNotFoundPatientKept(patient)
         if appointment.get("doctor_id") != doctor_id:
             raise NotAppointmentOwner()
         if appointment.get("patient_id") is not None:
@@ -49,8 +47,8 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
 
 def audit_created_and_linked(records, appointment_id, patient_id):
     """Record a patient created by add_and_link and its appointment linked to it."""
-    records.audit(("patient.create", CREATED, {"patient_id": patient_id}),
-                  ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient_id}))
+    records.audit(("patient.create", OUTCOME_CREATED, {"patient_id": patient_id}),
+                  ("appointment.link", OUTCOME_CREATED, {"appointment_id": appointment_id, "patient_id": patient_id}))
 
 
 def link_existing_patient(uow, doctor_id, appointment_id, patient_id):
@@ -98,7 +96,7 @@ def schedule_appointment(uow, doctor_id, fields):
 
     def steps(records):
         appointment = records.add_appointment(doctor_id, fields)
-        records.audit(("appointment.create", CREATED, {"appointment_id": appointment["_id"]}))
+        records.audit(("appointment.create", OUTCOME_CREATED, {"appointment_id": appointment["_id"]}))
         return appointment
 
     return uow.run(steps)
@@ -163,7 +161,7 @@ def appointment_of(records, doctor_id, appointment_id):
     """Return the doctor's appointment, refusing one that does not exist or is another doctor's."""
     appointment = records.find_appointment(appointment_id)
     if appointment is None:
-        raise NoSuchAppointment()
+        raise AppointmentNotFound()
     if appointment["doctor_id"] != doctor_id:
         raise NotAppointmentOwner()
     return appointment
@@ -173,7 +171,7 @@ def patient_of(records, doctor_id, patient_id):
     """Return the doctor's patient, refusing one that does not exist or is another doctor's."""
     patient = records.find_patient(patient_id)
     if patient is None:
-        raise NoSuchPatient()
+        raise PatientNotFound()
     if patient["doctor_id"] != doctor_id:
         raise NotPatientOwner()
     return patient

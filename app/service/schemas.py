@@ -5,7 +5,7 @@ import re
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.pages import CURSOR
+from app.store.cursors import CURSOR
 
 OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}\Z")
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
@@ -241,7 +241,7 @@ class DoctorQuery(StrictSchema):
                                                  validate.Regexp(DOCTOR_UID, error=UID_RULE)])
 
 
-class PageQuery(DoctorQuery):
+class ListingQuery(DoctorQuery):
     """Query parameters of a paginated list."""
 
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
@@ -249,11 +249,11 @@ class PageQuery(DoctorQuery):
                                     validate.Regexp(CURSOR, error="Not a cursor this service issued.")])
 
 
-class AppointmentListQuery(PageQuery):
+class AppointmentListQuery(ListingQuery):
     linked = fields.Boolean(truthy={"true"}, falsy={"false"})
 
 
-class PatientListQuery(PageQuery):
+class PatientListQuery(ListingQuery):
     q = Text(validate=validate.Length(min=1, max=NAME_MAX))
     dateOfBirth = BirthDate()
 
@@ -295,5 +295,5 @@ link_patient_request = LinkPatientSchema()
 doctor_query = DoctorQuery()
 appointment_list_query = AppointmentListQuery()
 patient_list_query = PatientListQuery()
-page_query = PageQuery()
+page_query = ListingQuery()
 audit_record_view = AuditRecordSchema()

@@ -1,22 +1,22 @@
 """HTTP routes for appointments."""
 from flask import Blueprint, request
 
-from app import schemas, services
-from app.api_docs import PageOf, documented
-from app.audit import audited
-from app.auth import acting_doctor
-from app.idempotency import idempotent
-from app.web import (
+from app.http.api_docs import ListingOf, documented
+from app.http.audit import audited
+from app.http.auth import acting_doctor
+from app.http.idempotency import idempotent
+from app.http.web import (
     created,
     current_caller,
     database,
     doctor_and_query,
     json_object_body,
-    page,
+    listing,
     path_id,
     success,
     unit_of_work,
 )
+from app.service import schemas, steps
 
 bp = Blueprint("appointments", __name__)
 
@@ -41,7 +41,7 @@ def create_appointment():
     doctor_id = acting_doctor(caller, request.args.get("uid"))
     fields = schemas.appointment_request.load(body)
     work = unit_of_work(caller, doctor_id, answer=_created)
-    return _created(services.schedule_appointment(work, doctor_id, fields))
+    return _created(steps.schedule_appointment(work, doctor_id, fields))
 
 
 def _created(appointment):
@@ -77,7 +77,7 @@ def link_patient(appointment_id):
     appointment_id = path_id(appointment_id, "appointment_id")
     doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
     work = unit_of_work(caller, doctor_id, answer=_answered)
-    return _answered(services.link_existing_patient(work, doctor_id, appointment_id, patient_id))
+    return _answered(steps.link_existing_patient(work, doctor_id, appointment_id, patient_id))
 
 
 @bp.delete("/appointments/<appointment_id>/patient")
@@ -97,7 +97,7 @@ def unlink_patient(appointment_id):
     appointment_id = path_id(appointment_id, "appointment_id")
     doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
     work = unit_of_work(caller, doctor_id, answer=_answered)
-    return _answered(services.unlink_patient(work, doctor_id, appointment_id))
+    return _answered(steps.unlink_patient(work, doctor_id, appointment_id))
 
 
 @bp.get("/appointments/<appointment_id>")
@@ -109,7 +109,7 @@ def unlink_patient(appointment_id):
 def read_appointment(appointment_id):
     """Return one of the doctor's appointments."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
-    appointment = services.appointment_of(database().records(), doctor_id, path_id(appointment_id, "appointment_id"))
+    appointment = steps.appointment_of(database().records(), doctor_id, path_id(appointment_id, "appointment_id"))
     return success(schemas.appointment_view.dump(appointment))
 
 
@@ -117,7 +117,7 @@ def read_appointment(appointment_id):
 @documented(
     summary="List the doctor's appointments by date, a page at a time", tag="appointments",
     query=schemas.AppointmentListQuery,
-    responses={200: PageOf(schemas.AppointmentSchema), 400: "Invalid query parameters or cursor",
+    responses={200: ListingOf(schemas.AppointmentSchema), 400: "Invalid query parameters or cursor",
                403: "Token does not allow acting for this doctor"},
 )
 def list_appointments():
@@ -125,4 +125,4 @@ def list_appointments():
     doctor_id, query = doctor_and_query(current_caller(), schemas.appointment_list_query)
     items, next_cursor = database().records().list_appointments(
         doctor_id, query["limit"], after=query.get("after"), linked=query.get("linked"))
-    return page(schemas.appointment_view.dump(items, many=True), next_cursor)
+    return listing(schemas.appointment_view.dump(items, many=True), next_cursor)

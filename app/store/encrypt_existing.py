@@ -1,6 +1,6 @@
 """Seal in place the patient values written before field encryption: idempotent, resumable, safe beside traffic."""
-from app.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
-from app.sealing import PLAIN_SEARCH_FIELDS, PlainValues
+from app.store.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
+from app.store.sealing import PLAIN_SEARCH_FIELDS, PlainValues
 
 PLAIN = PlainValues()
 # What is still plain in each collection: documents without a sealed value (answers: a plain body or digest).

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 
 from bson import ObjectId
 
-from app.pages import after_clause, encode_cursor, encode_version_cursor
-from app.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS
-from app.writes import CommandWrites
+from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
+from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS
+from app.store.writes import CommandWrites
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
@@ -16,9 +16,10 @@ IDEMPOTENCY = "idempotency_keys"
 PATIENT_VERSIONS = "patient_versions"
 FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-# The outcome an audit record gives a change answered 200 (a refusal's is its own status).
-OUTCOME_OK = 200
-# Kept for queries, never shown: the creation time (newest first); how its values are stored is app.sealing's.
+# An audit record's outcome is the status its caller was answered, so that the trail reads like the access log:
+# these name the two a change can have (a refusal's is its own), for the steps that record changes.
+OUTCOME_OK, OUTCOME_CREATED = 200, 201
+# Kept for queries, never shown: the creation time (newest first); how its values are stored is app.store.sealing's.
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
 INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
@@ -99,11 +100,11 @@ class Records:
 
     def __init__(self, db, values, session=None, audit_context=None, writes=None):
         self._db = db
-        # How patient values are stored: sealed (app.sealing.SealedValues) or plain.
+        # How patient values are stored: sealed (app.store.sealing.SealedValues) or plain.
         self._values = values
         self._session = session
         self._audit_context = audit_context
-        # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.writes).
+        # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.store.writes).
         self.writes = writes or CommandWrites(db, session)
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
         # rollback without transactions can undo them.

@@ -6,11 +6,12 @@ from flask import Blueprint, g, request
 from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
-from app import schemas
-from app.api_docs import PageOf, documented
-from app.exceptions import Refusal
-from app.records import AuditContext, audit_entry
-from app.web import current_caller, database, doctor_and_query, page
+from app.http.api_docs import ListingOf, documented
+from app.http.web import current_caller, database, doctor_and_query, listing
+from app.service import schemas
+from app.service.refusals import Refusal
+from app.store.errors import KeptWork
+from app.store.records import AuditContext, audit_entry
 
 log = logging.getLogger("clinic.audit")
 # The ids a refused attempt may be recorded with, from its path or its body.
@@ -31,7 +32,7 @@ def audited(action):
                 raise
             except Refusal as refusal:
                 # A refusal that keeps its writes (the documented 404) was audited with them.
-                if refusal.rolls_back and refusal.status < 500:
+                if not isinstance(refusal, KeptWork) and refusal.status < 500:
                     _record_refusal(action, refusal.status, kwargs)
                 raise
 
@@ -61,12 +62,12 @@ def _record_refusal(action, status, path_ids):
 @bp.get("/audit")
 @documented(
     summary="List the audit records of acts for a doctor, newest first", tag="audit",
-    query=schemas.PageQuery,
-    responses={200: PageOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
+    query=schemas.ListingQuery,
+    responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
                403: "Token does not allow acting for this doctor"},
 )
 def list_audit():
     """Return one page of the audit trail of a doctor, for that doctor or an admin."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
     items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
-    return page(schemas.audit_record_view.dump(items, many=True), next_cursor)
+    return listing(schemas.audit_record_view.dump(items, many=True), next_cursor)

@@ -1,15 +1,12 @@
 """HTTP routes for patients."""
 from flask import Blueprint, request
 
-from app import schemas, services
-from app.api_docs import PageOf, documented
-from app.audit import audited
-from app.auth import acting_doctor
-from app.etags import entity_tag
-from app.exceptions import MissingAppointmentId, MissingPatientNames
-from app.idempotency import idempotent
-from app.pages import decode_version_cursor
-from app.web import (
+from app.http.api_docs import ListingOf, documented
+from app.http.audit import audited
+from app.http.auth import acting_doctor
+from app.http.etags import entity_tag
+from app.http.idempotency import idempotent
+from app.http.web import (
     created,
     current_caller,
     database,
@@ -17,12 +14,15 @@ from app.web import (
     expected_version,
     is_blank,
     json_object_body,
+    listing,
     merge_patch_body,
-    page,
     path_id,
     success,
     unit_of_work,
 )
+from app.service import schemas, steps
+from app.service.refusals import MissingAppointmentId, MissingPatientNames
+from app.store.cursors import decode_version_cursor
 
 bp = Blueprint("patients", __name__)
 
@@ -71,7 +71,7 @@ def add_and_link():
     fields = schemas.add_and_link_request.load(body)
     appointment_id = fields.pop("appointment_id")
     work = unit_of_work(caller, doctor_id, answer=_created)
-    return _created(services.add_and_link_patient(work, doctor_id, appointment_id, fields))
+    return _created(steps.add_and_link_patient(work, doctor_id, appointment_id, fields))
 
 
 def _created(patient):
@@ -98,7 +98,7 @@ def _as_it_stands(patient):
 def read_patient(patient_id):
     """Return one of the doctor's patients, with its version as its ETag."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
-    patient = services.patient_of(database().records(), doctor_id, path_id(patient_id, "patient_id"))
+    patient = steps.patient_of(database().records(), doctor_id, path_id(patient_id, "patient_id"))
     return _as_it_stands(patient)
 
 
@@ -131,14 +131,14 @@ def correct_patient(patient_id):
     version = expected_version()
     patch = schemas.check_patient_patch(merge_patch_body())
     work = unit_of_work(caller, doctor_id, answer=_as_it_stands)
-    return _as_it_stands(services.correct_patient_record(work, doctor_id, patient_id, version, patch))
+    return _as_it_stands(steps.correct_patient_record(work, doctor_id, patient_id, version, patch))
 
 
 @bp.get("/patients/<patient_id:patient_id>/history")
 @documented(
     summary="List every version of one of the doctor's patients, newest first", tag="patients",
-    query=schemas.PageQuery,
-    responses={200: PageOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor",
+    query=schemas.ListingQuery,
+    responses={200: ListingOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor",
                403: "Token does not allow acting for this doctor | Doctor does not own this patient",
                404: "Patient not found"},
 )
@@ -147,15 +147,15 @@ def patient_history(patient_id):
     doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
     patient_id = path_id(patient_id, "patient_id")
     before = decode_version_cursor(query["after"]) if query.get("after") else None
-    items, next_cursor = services.patient_history(database().records(), doctor_id, patient_id, query["limit"], before)
-    return page(schemas.patient_version_view.dump(items, many=True), next_cursor)
+    items, next_cursor = steps.patient_history(database().records(), doctor_id, patient_id, query["limit"], before)
+    return listing(schemas.patient_version_view.dump(items, many=True), next_cursor)
 
 
 @bp.get("/patients")
 @documented(
     summary="List the doctor's patients, newest first, optionally by name prefix and date of birth", tag="patients",
     query=schemas.PatientListQuery,
-    responses={200: PageOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor",
+    responses={200: ListingOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor",
                403: "Token does not allow acting for this doctor"},
 )
 def list_patients():
@@ -164,4 +164,4 @@ def list_patients():
     items, next_cursor = database().records().list_patients(
         doctor_id, query["limit"], after=query.get("after"), name_prefix=query.get("q"),
         born_on=query.get("dateOfBirth"))
-    return page(schemas.patient_view.dump(items, many=True), next_cursor)
+    return listing(schemas.patient_view.dump(items, many=True), next_cursor)

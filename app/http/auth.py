@@ -5,14 +5,14 @@ from dataclasses import dataclass
 import jwt
 from marshmallow import ValidationError
 
-from app.exceptions import (
+from app.service.refusals import (
     MissingBearerToken,
     MissingDoctorId,
     NotAllowedForDoctor,
     NotAuthenticated,
     TokenKeysUnavailable,
 )
-from app.schemas import DOCTOR_UID, UID_RULE
+from app.service.schemas import DOCTOR_UID, UID_RULE
 from config import rsa_public_key
 
 # Never more than a minute of clock skew between the token issuer and us.

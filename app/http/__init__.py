@@ -1,0 +1,1 @@
+"""The HTTP layer: blueprints, request helpers, errors, CORS, logging, idempotency, OpenAPI; calls service, store."""

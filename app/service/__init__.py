@@ -1,0 +1,1 @@
+"""The clinic's business steps, their refusals and the rules patient data must follow; calls the store only."""

@@ -1,0 +1,1 @@
+"""The database: records, the unit of work, writes, cursors, idempotency keys, field encryption; calls nothing above."""

@@ -1,0 +1,31 @@
+"""What the store raises for its callers to handle; no HTTP here: app/http/errors.py answers each in the envelope."""
+
+
+class ReplicaSetRequired(Exception):
+    """The server cannot run this service's transactions (a standalone server without ALLOW_STANDALONE)."""
+
+    message = ("Replica set required: the database does not support transactions "
+               "(set replication.replSetName and run rs.initiate())")
+
+    def __init__(self):
+        super().__init__(self.message)
+
+
+class InvalidCursor(ValueError):
+    """A page cursor not shaped like one this service issued."""
+
+
+class AnsweredBefore(Exception):
+    """The request's Idempotency-Key already holds an answer (or a run in progress): replay it, run nothing."""
+
+    def __init__(self, record):
+        super().__init__("idempotency key already claimed")
+        self.record = record
+
+
+class KeyStillClaimed(Exception):
+    """The key was claimed and freed over and over while this request tried: another request is at it."""
+
+
+class KeptWork(Exception):
+    """An outcome the steps raise whose writes the unit of work keeps instead of rolling back."""
