@@ -42,12 +42,12 @@ def create_app(config=None):
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
 
-    from app.http import appointments, audit, docs, health, patients
+    from app.http import appointments, audit_trail, docs, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(appointments.bp)
-    app.register_blueprint(audit.bp)
+    app.register_blueprint(audit_trail.bp)
     app.register_blueprint(docs.bp)
     app.register_blueprint(docs.swagger_ui)
     errors.register(app)

@@ -2,7 +2,7 @@
 from flask import Blueprint, request
 
 from app.http.api_docs import ListingOf, documented
-from app.http.audit import audited
+from app.http.audited import audited
 from app.http.auth import acting_doctor
 from app.http.idempotency import idempotent
 from app.http.web import (

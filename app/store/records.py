@@ -275,10 +275,6 @@ class Records:
         """Return who acts in this unit of work, or None outside a request."""
         return None if self._audit_context is None else self._audit_context.actor
 
-    def add_audit_entry(self, entry):
-        """Store an audit record built elsewhere (a refusal known only after the unit of work)."""
-        self._db[AUDIT].insert_one(entry, session=self._session)
-
     def list_audit(self, doctor_id, limit, after=None):
         """Return one page of the audit records of acts for this doctor, newest first."""
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)

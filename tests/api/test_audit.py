@@ -1,7 +1,10 @@
 """The audit trail: one record per write and per refused write attempt, ids only, readable per doctor."""
+import pymongo
+import pytest
 from bson import ObjectId
 
-from tests.conftest import bearer, jane
+from app import create_app
+from tests.conftest import bearer, jane, make_config
 
 
 def trail(db):
@@ -79,3 +82,41 @@ def test_a_doctor_reads_their_own_trail_newest_first_and_an_admin_any(client, db
     assert set(first["data"][0]) == {"_id", "at", "actor", "doctor_id", "action", "targets", "outcome", "request_id"}
     assert forbidden.status_code == 403
     assert [r["doctor_id"] for r in as_admin["data"]] == ["doctor_b"]
+
+
+class AuditWrites(pymongo.monitoring.CommandListener):
+    """Record each command that writes to the audit collection, and whether it ran inside a transaction."""
+
+    def __init__(self):
+        self.seen = []
+
+    def started(self, event):
+        command = event.command
+        namespaces = [entry.get("ns", "") for entry in command.get("nsInfo", [])]  # a client bulkWrite's
+        if command.get(event.command_name) == "audit" or any(ns.endswith(".audit") for ns in namespaces):
+            self.seen.append((event.command_name, command.get("autocommit") is False))
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
+@pytest.mark.realdb
+def test_a_refused_attempt_is_recorded_through_a_unit_of_work_in_a_transaction(replica_set_server, request):
+    listener = AuditWrites()
+    watched = pymongo.MongoClient(replica_set_server.uri, tz_aware=True, event_listeners=[listener])
+    request.addfinalizer(watched.close)
+    name = "audited_" + ObjectId().binary.hex()[:8]
+    request.addfinalizer(lambda: watched.drop_database(name))
+    client = create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=name)).test_client()
+    linked = str(watched[name].appointments.insert_one({"doctor_id": "doctor_a", "patient_id": ObjectId()}).inserted_id)
+    listener.seen.clear()
+
+    refused = client.post("/patients/add_and_link?uid=doctor_a", json=jane(linked), headers=bearer())
+
+    assert refused.status_code == 409
+    # Like every write of the service: in a transaction, under the unit of work's write concern, deadline and retries.
+    assert listener.seen and all(in_transaction for _, in_transaction in listener.seen), listener.seen
+    assert [(r["action"], r["outcome"]) for r in watched[name].audit.find()] == [("appointment.link", 409)]

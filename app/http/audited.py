@@ -1,22 +1,20 @@
-"""The audit trail over HTTP: refused write attempts recorded, and GET /audit to read a doctor's trail."""
+"""Refused write attempts in the audit trail: accepted writes are recorded inside their own unit of work."""
 import logging
 from functools import wraps
 
-from flask import Blueprint, g, request
+from flask import g, request
 from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
-from app.http.api_docs import ListingOf, documented
-from app.http.web import current_caller, database, doctor_and_query, listing
+from app.http.web import database
 from app.service import schemas
 from app.service.refusals import Refusal
-from app.store.errors import KeptWork
-from app.store.records import AuditContext, audit_entry
+from app.store.errors import KeptWork, ReplicaSetRequired
+from app.store.records import AuditContext
 
 log = logging.getLogger("clinic.audit")
 # The ids a refused attempt may be recorded with, from its path or its body.
 TARGETS = ("appointment_id", "patient_id")
-bp = Blueprint("audit", __name__)
 
 
 def audited(action):
@@ -54,20 +52,8 @@ def _record_refusal(action, status, path_ids):
     targets = {name: value.lower() for name, value in named.items()
                if isinstance(value, str) and schemas.OBJECT_ID.match(value)}
     try:
-        database().records().add_audit_entry(audit_entry(context, action, status, targets))
-    except PyMongoError as error:
+        # Through a unit of work like every other write: the same write concern, deadline and transient retries.
+        database().unit_of_work(context).run(lambda records: records.audit((action, status, targets)))
+    except (PyMongoError, ReplicaSetRequired) as error:
+        # The refusal still goes out; only its record is missing, and the log says so without any value.
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)
-
-
-@bp.get("/audit")
-@documented(
-    summary="List the audit records of acts for a doctor, newest first", tag="audit",
-    query=schemas.ListingQuery,
-    responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
-               403: "Token does not allow acting for this doctor"},
-)
-def list_audit():
-    """Return one page of the audit trail of a doctor, for that doctor or an admin."""
-    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
-    items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
-    return listing(schemas.audit_record_view.dump(items, many=True), next_cursor)

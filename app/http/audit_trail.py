@@ -1,0 +1,22 @@
+"""GET /audit: a doctor's audit trail, newest first, for that doctor or an admin."""
+from flask import Blueprint
+
+from app.http.api_docs import ListingOf, documented
+from app.http.web import current_caller, database, doctor_and_query, listing
+from app.service import schemas
+
+bp = Blueprint("audit", __name__)
+
+
+@bp.get("/audit")
+@documented(
+    summary="List the audit records of acts for a doctor, newest first", tag="audit",
+    query=schemas.ListingQuery,
+    responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
+               403: "Token does not allow acting for this doctor"},
+)
+def list_audit():
+    """Return one page of the audit trail of a doctor, for that doctor or an admin."""
+    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
+    items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
+    return listing(schemas.audit_record_view.dump(items, many=True), next_cursor)
