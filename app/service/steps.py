@@ -1,4 +1,4 @@
-"""The clinic's business steps; no HTTP here, only validated data, records or a unit of work, and refusals."""
+"""The clinic's business steps in their documented order: validated data in, records or refusals out, no request."""
 from app.service.refusals import (
     AppointmentAlreadyLinked,
     AppointmentNotFound,
