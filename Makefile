@@ -49,10 +49,12 @@ $(STAMP): $(REQUIREMENTS) | $(VENV)/bin/python
 run: $(STAMP)
 	$(VENV)/bin/python scripts/run_dev.py
 
-# Lint and the layers' import rule first (ruff.toml, .importlinter): no minute of tests is spent on code that fails them.
+# Lint, the layers' import rule and the core's types first (ruff.toml, .importlinter, mypy.ini): no minute of tests
+# is spent on code that fails them.
 test: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/lint-imports --no-cache
+	$(VENV)/bin/mypy --no-error-summary
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 # Neither is part of `make test`. bench takes about 4.5 minutes, wants a quiet machine and writes bench/RESULTS.md.
@@ -87,7 +89,7 @@ rotate-key: $(STAMP)
 
 # instance/ holds the dev database and secret, so only clean-instance removes it.
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis htmlcov .coverage
+	rm -rf $(VENV) .pytest_cache .mypy_cache .hypothesis htmlcov .coverage
 	find . \( -path ./.git -o -path ./instance \) -prune -o \( -name __pycache__ -o -name "*.egg-info" \) -type d -prune -exec rm -rf {} +
 
 clean-instance:

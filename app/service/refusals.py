@@ -1,4 +1,6 @@
 """Refusals the service can give, each knowing its HTTP status and its documented message."""
+from typing import Any
+
 from app.store.errors import KeptWork
 
 
@@ -8,11 +10,12 @@ class Refusal(Exception):
     status = 400
     message = "Bad request"
     # Response headers the refusal calls for (a 401's WWW-Authenticate challenge).
-    headers = {}
+    headers: dict[str, str] = {}
     # The version of the record the refusal hands back, sent as its ETag (the documented 404's patient).
-    version = None
+    version: int | None = None
 
-    def __init__(self, message=None, *, details=None, data=None, headers=None):
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None,
+                 data: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
         self.details = details
@@ -61,7 +64,7 @@ class AppointmentNotFoundPatientKept(Refusal, KeptWork):
     message = "Appointment not found (patient created but not linked)"
     # Documented: the patient created in step 1 is kept (KeptWork: committed, not rolled back) and returned in `data`.
 
-    def __init__(self, patient):
+    def __init__(self, patient: dict[str, Any]) -> None:
         # Shown through the same schema as a 201, so no internal field (version, times) can leak through `data`;
         # the version goes out as the ETag, as on a 201. Imported here: the schemas import this module's refusals.
         from app.service.schemas import patient_view

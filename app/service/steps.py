@@ -1,4 +1,6 @@
 """The clinic's business steps in their documented order: validated data in, records or refusals out, no request."""
+from typing import Any
+
 from app.service.refusals import (
     AppointmentAlreadyLinked,
     AppointmentNotFound,
@@ -10,13 +12,15 @@ from app.service.refusals import (
     PatientNotFound,
 )
 from app.service.schemas import patient_fields
-from app.store.records import OUTCOME_CREATED, OUTCOME_OK, own_fields
+from app.store.records import OUTCOME_CREATED, OUTCOME_OK, Page, Records, own_fields
+from app.store.unit_of_work import UnitOfWork
 
 
-def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
+def add_and_link_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str,
+                         patient_fields: dict[str, Any]) -> dict[str, Any]:
     """Create a patient for this doctor and link it to their free appointment, in the documented order."""
 
-    def steps(records):
+    def steps(records: Records) -> dict[str, Any]:
         patient = records.add_patient(doctor_id, patient_fields)
         appointment = records.find_appointment(appointment_id)
         if appointment is None:
@@ -34,7 +38,7 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
         audit_created_and_linked(records, appointment_id, patient["_id"])
         return patient
 
-    def success_path(records):
+    def success_path(records: Records) -> dict[str, Any]:
         # No read: the conditional link stands for every check (it matches only the doctor's free appointment);
         # if it matched nothing, the steps above run instead and say which refusal it was, in the documented order.
         patient = records.add_patient(doctor_id, patient_fields)
@@ -45,16 +49,16 @@ def add_and_link_patient(uow, doctor_id, appointment_id, patient_fields):
     return uow.run(steps, success_path)
 
 
-def audit_created_and_linked(records, appointment_id, patient_id):
+def audit_created_and_linked(records: Records, appointment_id: str, patient_id: str) -> None:
     """Record a patient created by add_and_link and its appointment linked to it."""
     records.audit(("patient.create", OUTCOME_CREATED, {"patient_id": patient_id}),
                   ("appointment.link", OUTCOME_CREATED, {"appointment_id": appointment_id, "patient_id": patient_id}))
 
 
-def link_existing_patient(uow, doctor_id, appointment_id, patient_id):
+def link_existing_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str, patient_id: str) -> dict[str, Any]:
     """Link the doctor's existing patient to their free appointment, in the documented order; again, change nothing."""
 
-    def steps(records):
+    def steps(records: Records) -> dict[str, Any]:
         # Documented order: the patient first, then the appointment.
         patient_of(records, doctor_id, patient_id)
         appointment = appointment_of(records, doctor_id, appointment_id)
@@ -74,10 +78,10 @@ def link_existing_patient(uow, doctor_id, appointment_id, patient_id):
     return uow.run(steps)
 
 
-def unlink_patient(uow, doctor_id, appointment_id):
+def unlink_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str) -> dict[str, Any]:
     """Free the doctor's appointment from its patient, keeping the patient."""
 
-    def steps(records):
+    def steps(records: Records) -> dict[str, Any]:
         appointment = appointment_of(records, doctor_id, appointment_id)
         patient_id = appointment.get("patient_id")
         if patient_id is None:
@@ -91,10 +95,10 @@ def unlink_patient(uow, doctor_id, appointment_id):
     return uow.run(steps)
 
 
-def schedule_appointment(uow, doctor_id, fields):
+def schedule_appointment(uow: UnitOfWork, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create an appointment for this doctor, without a patient."""
 
-    def steps(records):
+    def steps(records: Records) -> dict[str, Any]:
         appointment = records.add_appointment(doctor_id, fields)
         records.audit(("appointment.create", OUTCOME_CREATED, {"appointment_id": appointment["_id"]}))
         return appointment
@@ -102,11 +106,12 @@ def schedule_appointment(uow, doctor_id, fields):
     return uow.run(steps)
 
 
-def correct_patient_record(uow, doctor_id, patient_id, expected_version, patch):
+def correct_patient_record(uow: UnitOfWork, doctor_id: str, patient_id: str, expected_version: int,
+                           patch: dict[str, Any]) -> dict[str, Any]:
     """Apply a merge patch to the doctor's patient if still at the version the caller read; return it as it stands."""
     # A patch that changes nothing writes nothing and keeps the version.
 
-    def steps(records):
+    def steps(records: Records) -> dict[str, Any]:
         patient = patient_of(records, doctor_id, patient_id)
         if patient["version"] != expected_version:
             raise PatientChanged()
@@ -126,13 +131,13 @@ def correct_patient_record(uow, doctor_id, patient_id, expected_version, patch):
     return uow.run(steps)
 
 
-def patient_history(records, doctor_id, patient_id, limit, before=None):
+def patient_history(records: Records, doctor_id: str, patient_id: str, limit: int, before: int | None = None) -> Page:
     """Return one page of the doctor's patient's versions, newest first, and the cursor of the next page."""
     patient = patient_of(records, doctor_id, patient_id)
     return records.patient_history(patient, limit, before)
 
 
-def merge_patch(target, patch):
+def merge_patch(target: Any, patch: Any) -> Any:
     """Return target with a JSON Merge Patch applied (RFC 7396): objects merge, null removes, anything else replaces."""
     if not isinstance(patch, dict):
         return patch
@@ -145,7 +150,7 @@ def merge_patch(target, patch):
     return merged
 
 
-def changed_fields(before, after, prefix=""):
+def changed_fields(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
     """Return the names (`lastName`, `contact.phone`) of the fields whose values differ, sorted; never the values."""
     changed = []
     for name in sorted(set(before) | set(after)):
@@ -157,7 +162,7 @@ def changed_fields(before, after, prefix=""):
     return changed
 
 
-def appointment_of(records, doctor_id, appointment_id):
+def appointment_of(records: Records, doctor_id: str, appointment_id: str) -> dict[str, Any]:
     """Return the doctor's appointment, refusing one that does not exist or is another doctor's."""
     appointment = records.find_appointment(appointment_id)
     if appointment is None:
@@ -167,7 +172,7 @@ def appointment_of(records, doctor_id, appointment_id):
     return appointment
 
 
-def patient_of(records, doctor_id, patient_id):
+def patient_of(records: Records, doctor_id: str, patient_id: str) -> dict[str, Any]:
     """Return the doctor's patient, refusing one that does not exist or is another doctor's."""
     patient = records.find_patient(patient_id)
     if patient is None:

@@ -1,6 +1,7 @@
 """Opaque cursors for keyset pagination: a page resumes after the last item of the one before."""
 import datetime
 import re
+from typing import Any
 
 from bson import ObjectId
 
@@ -15,13 +16,13 @@ _FIRST_MILLIS = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc) - _
 _LAST_MILLIS = (datetime.datetime.max.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // _MILLISECOND
 
 
-def encode_cursor(moment, document_id):
+def encode_cursor(moment: datetime.datetime, document_id: ObjectId) -> str:
     """Return the cursor that resumes after the item with this sort time and id."""
     millis = (moment - _EPOCH) // _MILLISECOND
     return f"{millis}_{document_id}"
 
 
-def _cursor_parts(cursor):
+def _cursor_parts(cursor: str) -> tuple[int, str]:
     """Return the number and the 24-hex id of a cursor, refusing anything not shaped like ours."""
     if not CURSOR.match(cursor):
         raise InvalidCursor("Not a cursor this service issued.")
@@ -29,7 +30,7 @@ def _cursor_parts(cursor):
     return int(number), document_id
 
 
-def decode_cursor(cursor):
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, ObjectId]:
     """Return the (sort time, ObjectId) a cursor resumes after, refusing anything not shaped like ours."""
     millis, document_id = _cursor_parts(cursor)
     # A moment beyond what a date holds resumes at the edge: an empty page or the first one, never a 400.
@@ -37,18 +38,18 @@ def decode_cursor(cursor):
     return _EPOCH + millis * _MILLISECOND, ObjectId(document_id.lower())
 
 
-def after_clause(field, cursor, descending):
+def after_clause(field: str, cursor: str, descending: bool) -> dict[str, Any]:
     """Return the filter that selects items strictly after the cursor in (field, _id) order."""
     moment, document_id = decode_cursor(cursor)
     beyond = "$lt" if descending else "$gt"
     return {"$or": [{field: {beyond: moment}}, {field: moment, "_id": {beyond: document_id}}]}
 
 
-def encode_version_cursor(version, record_id):
+def encode_version_cursor(version: int, record_id: str) -> str:
     """Return the cursor that resumes a record's history below this version, in the same shape as the others."""
     return f"{version}_{record_id}"
 
 
-def decode_version_cursor(cursor):
+def decode_version_cursor(cursor: str) -> int:
     """Return the version a history cursor resumes below, refusing anything not shaped like ours."""
     return _cursor_parts(cursor)[0]

@@ -1,9 +1,11 @@
 """The MongoDB connection: client, indexes and what the deployment supports."""
 import logging
 import threading
+from typing import Any
 
 import pymongo
 from pymongo.errors import PyMongoError
+from pymongo.mongo_client import MongoClient
 
 from app.store.errors import ReplicaSetRequired
 from app.store.field_encryption import KEY_VAULT, FieldEncryption
@@ -14,10 +16,12 @@ from app.store.records import (
     IDEMPOTENCY_TTL_SECONDS,
     PATIENT_VERSIONS,
     PATIENTS,
+    AuditContext,
     Records,
 )
 from app.store.sealing import PLAIN_PATIENTS, PlainValues, SealedValues
 from app.store.unit_of_work import DURABLE, UnitOfWork
+from config import Config, MasterKey
 
 log = logging.getLogger("clinic.db")
 
@@ -63,7 +67,7 @@ INDEXES = {
 }
 
 
-def build_client(config):
+def build_client(config: Config) -> MongoClient[dict[str, Any]]:
     """Build a client whose every wait is bounded by the configured timeout."""
     timeout = config.MONGODB_TIMEOUT_MS
     return pymongo.MongoClient(
@@ -80,7 +84,7 @@ def build_client(config):
 CLIENT_BULK_WRITE_WIRE_VERSION = 25
 
 
-def server_abilities(client):
+def server_abilities(client: MongoClient[dict[str, Any]]) -> tuple[bool, bool]:
     """Tell from the server's hello reply whether it runs transactions and takes a client bulkWrite."""
     try:
         hello = client.admin.command("hello")
@@ -93,8 +97,9 @@ def server_abilities(client):
 class Database:
     """One service's handle on its database, prepared once (indexes, topology, data key) on first use."""
 
-    def __init__(self, client, name, timeout_ms, allow_standalone=False, master_key=None, key_vault_client=None,
-                 client_bulk_write=True):
+    def __init__(self, client: MongoClient[dict[str, Any]], name: str, timeout_ms: int, allow_standalone: bool = False,
+                 master_key: MasterKey | None = None, key_vault_client: MongoClient[dict[str, Any]] | None = None,
+                 client_bulk_write: bool = True) -> None:
         self.client = client
         # Every write outside a transaction takes this; a transaction's writes take it at commit.
         self.db = client.get_database(name, write_concern=DURABLE)
@@ -103,14 +108,14 @@ class Database:
         # Without a master key (FIELD_ENCRYPTION=off) patient values are stored plain.
         self.master_key = master_key
         self.key_vault_client = key_vault_client or client
-        self.values = None
+        self.values: PlainValues | None = None
         # Whether a transaction's writes may go in one client bulkWrite (where the server takes it).
         self._client_bulk_write = client_bulk_write
         self._batched = False
-        self._transactions = None
+        self._transactions: bool | None = None
         self._lock = threading.Lock()
 
-    def prepare(self):
+    def prepare(self) -> None:
         """Create the indexes and learn the topology, once; retried on the next call if the server was down."""
         if self._transactions is not None:
             return
@@ -130,7 +135,7 @@ class Database:
             log.info("database prepared transactions=%s batched_writes=%s field_encryption=%s", self._transactions,
                      self._batched, "on" if self.master_key else "off")
 
-    def _plain_patients_remain(self):
+    def _plain_patients_remain(self) -> bool:
         """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
         plain = self.db[PATIENTS].find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1)
         if next(plain, None) is None:
@@ -138,37 +143,39 @@ class Database:
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
         return True
 
-    def try_prepare(self):
+    def try_prepare(self) -> None:
         """Prepare at start-up without failing: a database that is down now may be up by the first request."""
         try:
             self.prepare()
         except PyMongoError as error:
             log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
 
-    def unit_of_work(self, audit_context=None):
+    def unit_of_work(self, audit_context: AuditContext | None = None) -> UnitOfWork:
         """Return a unit of work over this database, refusing a server without transactions unless allowed."""
         self.require_transactions()
+        assert self.values is not None and self._transactions is not None  # prepare() set both
         return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context,
                           batched=self._batched)
 
-    def require_transactions(self):
+    def require_transactions(self) -> None:
         """Refuse (503) a server without transactions, where a crash mid-request could leave half a write."""
         self.prepare()
         if not (self._transactions or self.allow_standalone):
             raise ReplicaSetRequired()
 
-    def records(self):
+    def records(self) -> Records:
         """Return records for reads outside a unit of work."""
         self.prepare()
+        assert self.values is not None  # prepare() set it
         return Records(self.db, self.values)
 
-    def close(self):
+    def close(self) -> None:
         """Release the field encryption's libmongocrypt handle and the client."""
         if self.values is not None:
             self.values.close()
         self.client.close()
 
-    def ping(self, deadline_s):
+    def ping(self, deadline_s: float) -> None:
         """Raise unless the server answers a ping within deadline_s and can take this service's writes."""
         # The driver's own operation deadline: server selection and the reply both end with it, so a probe is
         # answered before its own timeout. It replaces the client's timeouts rather than shortening them, hence

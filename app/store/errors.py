@@ -1,4 +1,5 @@
 """What the store raises for its callers to handle; no HTTP here: app/http/errors.py answers each in the envelope."""
+from typing import Any
 
 
 class ReplicaSetRequired(Exception):
@@ -7,7 +8,7 @@ class ReplicaSetRequired(Exception):
     message = ("Replica set required: the database does not support transactions "
                "(set replication.replSetName and run rs.initiate())")
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(self.message)
 
 
@@ -18,7 +19,7 @@ class InvalidCursor(ValueError):
 class AnsweredBefore(Exception):
     """The request's Idempotency-Key already holds an answer (or a run in progress): replay it, run nothing."""
 
-    def __init__(self, record):
+    def __init__(self, record: dict[str, Any]) -> None:
         super().__init__("idempotency key already claimed")
         self.record = record
 

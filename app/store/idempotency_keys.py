@@ -1,12 +1,16 @@
 """Remembered answers to requests sent with an Idempotency-Key, shared by every worker through MongoDB."""
 import datetime
 from dataclasses import dataclass
+from typing import Any
 
 from bson import ObjectId
+from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from app.store.errors import AnsweredBefore, KeyStillClaimed
 from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, now
+from app.store.sealing import PlainValues
+from app.store.writes import BatchedWrites, CommandWrites
 
 # A request still "running" after this long died with its worker: a retry may take its key over. Taking over
 # is safe at any age on a replica set, since the first run can only store its answer, in its own transaction,
@@ -22,7 +26,7 @@ class Claim:
     record_id: ObjectId
     claimed_at: datetime.datetime
 
-    def is_ours(self):
+    def is_ours(self) -> dict[str, Any]:
         """Return the filter that matches the key's record only while this request still holds it."""
         return {"_id": self.record_id, "state": "running", "claimed_at": self.claimed_at}
 
@@ -30,24 +34,24 @@ class Claim:
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
-    def __init__(self, db, values):
+    def __init__(self, db: Database[dict[str, Any]], values: PlainValues) -> None:
         self._keys = db[IDEMPOTENCY]
         # How answers and request digests are stored: sealed and keyed (app.store.sealing.SealedValues) or plain.
         self._values = values
 
-    def same_request(self, record, fingerprint):
+    def same_request(self, record: dict[str, Any], fingerprint: str) -> bool:
         """Tell whether the record was stored for the request with this fingerprint (its digest)."""
         return self._values.same_request(record, fingerprint)
 
-    def answer_body(self, record):
+    def answer_body(self, record: dict[str, Any]) -> Any:
         """Return the body of a record's stored answer."""
         return self._values.answer_body(record)
 
-    def claim(self, doctor_id, key, fingerprint):
+    def claim(self, doctor_id: str, key: str, fingerprint: str) -> Claim:
         """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
         for _ in range(3):  # a record can expire or be released between our insert and our read
             moment = now()
-            record = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key,
+            record: dict[str, Any] = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key,
                       **self._values.request_fingerprint(fingerprint), "state": "running", "created_at": moment,
                       "claimed_at": moment}
             try:
@@ -68,7 +72,7 @@ class IdempotencyStore:
             raise KeyStillClaimed()  # claimed and freed three times over: someone else is at it
         raise AnsweredBefore(existing)
 
-    def _take_over_abandoned(self, existing, fingerprint, moment):
+    def _take_over_abandoned(self, existing: dict[str, Any], fingerprint: str, moment: datetime.datetime) -> bool:
         """Take a same-request key whose first run never finished; tell whether we got it."""
         if existing["state"] != "running" or not self.same_request(existing, fingerprint):
             return False
@@ -80,7 +84,8 @@ class IdempotencyStore:
         )
         return taken.modified_count == 1
 
-    def complete(self, claim, status, body, headers, writes=None):
+    def complete(self, claim: Claim, status: int, body: Any, headers: dict[str, str],
+                 writes: CommandWrites | BatchedWrites | None = None) -> bool:
         """Store the answer of the request holding the claim; tell whether it still held it.
 
         With a unit of work's writes, the answer is written among them (in its transaction, or its batch).
@@ -90,12 +95,12 @@ class IdempotencyStore:
             return writes.update(IDEMPOTENCY, claim.is_ours(), answer)
         return self._keys.update_one(claim.is_ours(), answer).matched_count == 1
 
-    def release(self, claim):
+    def release(self, claim: Claim) -> None:
         """Forget a key whose request got no answer worth keeping (a server error), so that a retry runs again."""
         # Only while still running and ours: a commit whose reply was lost may have stored the answer after all.
         self._keys.delete_one(claim.is_ours())
 
 
-def _aware(moment):
+def _aware(moment: datetime.datetime) -> datetime.datetime:
     """Return a datetime as UTC-aware (mongomock and some clients return naive UTC)."""
     return moment if moment.tzinfo else moment.replace(tzinfo=datetime.timezone.utc)

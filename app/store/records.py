@@ -1,12 +1,16 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bson import ObjectId
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 
 from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
-from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS
-from app.store.writes import CommandWrites
+from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
+from app.store.writes import BatchedWrites, CommandWrites
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
@@ -23,37 +27,42 @@ OUTCOME_OK, OUTCOME_CREATED = 200, 201
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
 INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
+# What a listing returns: one page of items as callers see them, and the cursor of the next page (None on the last).
+Page = tuple[list[dict[str, Any]], str | None]
+# What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields).
+AuditEvent = tuple[str, int, dict[str, Any]] | tuple[str, int, dict[str, Any], list[str]]
 
 
-def object_id(hex_id):
+def object_id(hex_id: str) -> ObjectId:
     """Convert a validated 24-hex string to an ObjectId."""
     return ObjectId(hex_id)
 
 
-def public_patient(stored, values):
+def public_patient(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
     """Shape a stored patient as callers see it: string ids and its own fields, opened by values."""
     return {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"],
             **values.patient_fields(stored, INTERNAL_PATIENT_FIELDS)}
 
 
-def patient_record(stored, values):
+def patient_record(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
     """Shape a stored patient for the service steps: as callers see it, plus its version, time and actor."""
     # Patients stored before versions existed are at their first version, last changed when created.
     return {**public_patient(stored, values), "version": stored.get("version", FIRST_VERSION),
             "updated_at": stored.get("updated_at", stored.get("created_at")), "updated_by": stored.get("updated_by")}
 
 
-def own_fields(patient):
+def own_fields(patient: dict[str, Any]) -> dict[str, Any]:
     """Return the fields a caller gave a patient (names, birth date, ...), without ids and version."""
     return {name: value for name, value in patient.items() if name not in INTERNAL_PATIENT_FIELDS}
 
 
-def version_entry(patient_id, doctor_id, fields, version, at, actor):
+def version_entry(patient_id: str | ObjectId, doctor_id: str, fields: dict[str, Any], version: int,
+                  at: datetime.datetime, actor: str | None) -> dict[str, Any]:
     """Shape one version of a patient as the history shows it: the whole record then, its version, time and actor."""
     return {"_id": str(patient_id), "doctor_id": doctor_id, **fields, "version": version, "at": at, "actor": actor}
 
 
-def public_appointment(stored, values):
+def public_appointment(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
     """Shape a stored appointment as callers see it: string ids, its sealed fields opened by values."""
     appointment = values.appointment_fields(stored)
     appointment["_id"] = str(stored["_id"])
@@ -71,9 +80,10 @@ class AuditContext:
     request_id: str
 
 
-def audit_entry(context, action, outcome, targets, changed=None):
+def audit_entry(context: AuditContext, action: str, outcome: int, targets: dict[str, Any],
+                changed: Iterable[str] | None = None) -> dict[str, Any]:
     """Build one audit record: ids, outcome and changed field names only, never a patient's field values."""
-    entry = {
+    entry: dict[str, Any] = {
         "_id": ObjectId(),
         "at": now(),
         "actor": context.actor,
@@ -88,7 +98,7 @@ def audit_entry(context, action, outcome, targets, changed=None):
     return entry
 
 
-def public_audit(stored):
+def public_audit(stored: dict[str, Any]) -> dict[str, Any]:
     """Shape a stored audit record as callers see it."""
     record = dict(stored)
     record["_id"] = str(stored["_id"])
@@ -98,41 +108,43 @@ def public_audit(stored):
 class Records:
     """The reads and writes of one unit of work, bound to its session and journalling its inserts."""
 
-    def __init__(self, db, values, session=None, audit_context=None, writes=None):
+    def __init__(self, db: Database[dict[str, Any]], values: PlainValues, session: ClientSession | None = None,
+                 audit_context: AuditContext | None = None,
+                 writes: CommandWrites | BatchedWrites | None = None) -> None:
         self._db = db
         # How patient values are stored: sealed (app.store.sealing.SealedValues) or plain.
         self._values = values
         self._session = session
         self._audit_context = audit_context
         # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.store.writes).
-        self.writes = writes or CommandWrites(db, session)
+        self.writes: CommandWrites | BatchedWrites = writes or CommandWrites(db, session)
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
         # rollback without transactions can undo them.
-        self.inserted = []
-        self.relinked = []
+        self.inserted: list[tuple[str, ObjectId]] = []
+        self.relinked: list[tuple[ObjectId, ObjectId | None, ObjectId | None]] = []
 
     @property
-    def db(self):
+    def db(self) -> Database[dict[str, Any]]:
         """The database these records live in."""
         return self._db
 
     @property
-    def values(self):
+    def values(self) -> PlainValues:
         """How these records store patient values (sealed or plain)."""
         return self._values
 
     @property
-    def session(self):
+    def session(self) -> ClientSession | None:
         """The session (and transaction) these records are read and written in, or None."""
         return self._session
 
-    def _insert(self, collection, document):
+    def _insert(self, collection: str, document: dict[str, Any]) -> dict[str, Any]:
         """Insert a document and journal it."""
         self.writes.insert(collection, [document])
         self.inserted.append((collection, document["_id"]))
         return document
 
-    def add_patient(self, doctor_id, fields):
+    def add_patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Store a new patient of this doctor at its first version and return it."""
         moment, actor = now(), self._actor()
         # The current version lives on the patient itself, so creating one costs no command beyond its insert.
@@ -143,12 +155,12 @@ class Records:
         return {"_id": str(document["_id"]), "doctor_id": doctor_id, **fields, "version": FIRST_VERSION,
                 "updated_at": moment, "updated_by": actor}
 
-    def find_patient(self, patient_id):
+    def find_patient(self, patient_id: str) -> dict[str, Any] | None:
         """Return the patient with this id, with its version, or None."""
         stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
         return None if stored is None else patient_record(stored, self._values)
 
-    def correct_patient(self, patient, fields):
+    def correct_patient(self, patient: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
         """Replace the patient's own fields if it is still at the version read, keeping that version in its history.
 
         Return the patient at its new version, or None when another change came first (nothing is kept then).
@@ -178,7 +190,7 @@ class Records:
         return {"_id": patient["_id"], "doctor_id": patient["doctor_id"], **fields, "version": version + 1,
                 "updated_at": moment, "updated_by": actor}
 
-    def patient_history(self, patient, limit, before=None):
+    def patient_history(self, patient: dict[str, Any], limit: int, before: int | None = None) -> Page:
         """Return one page of the patient's versions, newest first (the current one first), and the next cursor."""
         current = version_entry(patient["_id"], patient["doctor_id"], own_fields(patient), patient["version"],
                                 patient["updated_at"], patient["updated_by"])
@@ -197,9 +209,10 @@ class Records:
             next_cursor = encode_version_cursor(entries[-1]["version"], patient["_id"])
         return entries, next_cursor
 
-    def list_patients(self, doctor_id, limit, after=None, name_prefix=None, born_on=None):
+    def list_patients(self, doctor_id: str, limit: int, after: str | None = None, name_prefix: str | None = None,
+                      born_on: str | None = None) -> Page:
         """Return one page of the doctor's patients, newest first, and the cursor of the next page."""
-        query = {"doctor_id": doctor_id}
+        query: dict[str, Any] = {"doctor_id": doctor_id}
         searches = [self._values.name_search(doctor_id, name_prefix) if name_prefix else {},
                     self._values.birth_search(doctor_id, born_on) if born_on else {}]
         for search in searches:
@@ -208,22 +221,24 @@ class Records:
         return self._page(PATIENTS, query, "created_at", limit, after, descending=True,
                           shape=lambda stored: public_patient(stored, self._values))
 
-    def add_appointment(self, doctor_id, fields):
+    def add_appointment(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Store a new appointment of this doctor, without a patient, and return it."""
         document = {"_id": ObjectId(), "doctor_id": doctor_id, "patient_id": None}
         self._insert(APPOINTMENTS, {**document, **self._values.appointment(fields)})
         # Shaped from the fields given: unsealing what was just sealed would cost a decryption.
         return {**document, "_id": str(document["_id"]), **fields}
 
-    def list_appointments(self, doctor_id, limit, after=None, linked=None):
+    def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
+                          linked: bool | None = None) -> Page:
         """Return one page of the doctor's appointments by date, and the cursor of the next page."""
-        query = {"doctor_id": doctor_id}
+        query: dict[str, Any] = {"doctor_id": doctor_id}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
         return self._page(APPOINTMENTS, query, "date", limit, after, descending=False,
                           shape=lambda stored: public_appointment(stored, self._values))
 
-    def _page(self, collection, query, field, limit, after, descending, shape):
+    def _page(self, collection: str, query: dict[str, Any], field: str, limit: int, after: str | None, descending: bool,
+              shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Page:
         """Run a keyset-paginated query on (field, _id); a page never skips or repeats an item."""
         if after:
             query = {"$and": [query, after_clause(field, after, descending)]}
@@ -236,12 +251,12 @@ class Records:
             next_cursor = encode_cursor(stored[-1][field], stored[-1]["_id"])
         return [shape(document) for document in stored], next_cursor
 
-    def find_appointment(self, appointment_id):
+    def find_appointment(self, appointment_id: str) -> dict[str, Any] | None:
         """Return the appointment with this id, or None."""
         stored = self._db[APPOINTMENTS].find_one({"_id": object_id(appointment_id)}, session=self._session)
         return None if stored is None else public_appointment(stored, self._values)
 
-    def link_patient(self, appointment_id, doctor_id, patient_id):
+    def link_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""
         # An update rather than findAndModify: the matched count is all we need, and
         # findAndModify is far slower on some servers (see the add_and_link issue).
@@ -252,7 +267,7 @@ class Records:
             self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
         return linked
 
-    def unlink_patient(self, appointment_id, doctor_id, patient_id):
+    def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
         """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
         freed = self.writes.update(
             APPOINTMENTS,
@@ -262,7 +277,7 @@ class Records:
             self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))
         return freed
 
-    def audit(self, *events):
+    def audit(self, *events: AuditEvent) -> None:
         """Record (action, outcome, targets[, changed field names]) events of this unit of work, in one command."""
         if self._audit_context is None or not events:
             return
@@ -271,15 +286,15 @@ class Records:
         self.writes.insert(AUDIT, entries)
         self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
 
-    def _actor(self):
+    def _actor(self) -> str | None:
         """Return who acts in this unit of work, or None outside a request."""
         return None if self._audit_context is None else self._audit_context.actor
 
-    def list_audit(self, doctor_id, limit, after=None):
+    def list_audit(self, doctor_id: str, limit: int, after: str | None = None) -> Page:
         """Return one page of the audit records of acts for this doctor, newest first."""
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
 
-    def undo(self):
+    def undo(self) -> None:
         """Put back the patients of the appointments this unit of work linked or freed, then delete its inserts."""
         for appointment_id, patient_id, was in reversed(self.relinked):
             # Only while still as we set it: never undo what another request has written since.
@@ -291,7 +306,7 @@ class Records:
         self.inserted.clear()
 
 
-def now():
+def now() -> datetime.datetime:
     """Return the current UTC time at millisecond precision, as BSON stores it."""
     moment = datetime.datetime.now(datetime.timezone.utc)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)

@@ -1,6 +1,9 @@
 """How patient values are kept in the database: sealed by field encryption, or plain (development, and old records)."""
 import hmac
 import re
+from typing import Any
+
+from app.store.field_encryption import FieldEncryption
 
 # What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
 # (with lower-cased names for the search), or one sealed value and its blind indexes.
@@ -16,7 +19,7 @@ class SealedWithoutKey(RuntimeError):
     """A sealed record was read by a service running with FIELD_ENCRYPTION=off."""
 
 
-def _refuse_sealed(stored, what):
+def _refuse_sealed(stored: dict[str, Any], what: str) -> None:
     """Refuse to read a sealed document without the key, rather than show it as an empty record."""
     if "sealed" in stored:
         raise SealedWithoutKey(f"{what} is encrypted, but FIELD_ENCRYPTION=off: configure its master key")
@@ -25,60 +28,60 @@ def _refuse_sealed(stored, what):
 class PlainValues:
     """Patient values stored as given: FIELD_ENCRYPTION=off, and every record written before encryption."""
 
-    def patient(self, doctor_id, fields):
+    def patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of a patient's own fields."""
         return {**fields, "name_keys": [fields["firstName"].lower(), fields["lastName"].lower()]}
 
-    def patient_fields(self, stored, internal):
+    def patient_fields(self, stored: dict[str, Any], internal: tuple[str, ...]) -> dict[str, Any]:
         """Return a stored patient's own fields (everything but the internal names)."""
         _refuse_sealed(stored, "a patient record")
         return {name: value for name, value in stored.items()
                 if name not in internal and name not in SEALED_FIELDS and name not in PLAIN_SEARCH_FIELDS}
 
-    def version(self, fields):
+    def version(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of the fields of a patient's earlier version."""
         return {"patient": fields}
 
-    def appointment(self, fields):
+    def appointment(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of an appointment's own fields."""
         return fields
 
-    def appointment_fields(self, stored):
+    def appointment_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return a stored appointment as it was given (ids included)."""
         _refuse_sealed(stored, "an appointment")
         return dict(stored)
 
-    def version_fields(self, stored):
+    def version_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return the fields of a stored earlier version."""
         _refuse_sealed(stored, "a patient version")
         return stored["patient"]
 
-    def name_search(self, doctor_id, prefix):
+    def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
         """Return the filter matching patients whose first or last name starts with prefix, in any case."""
         # An anchored prefix on lower-cased keys: served by the index.
         return {"name_keys": {"$regex": "^" + re.escape(prefix.lower())}}
 
-    def birth_search(self, doctor_id, born_on):
+    def birth_search(self, doctor_id: str, born_on: str) -> dict[str, Any]:
         """Return the filter matching patients born on this date."""
         return {"dateOfBirth": born_on}
 
-    def close(self):
+    def close(self) -> None:
         """Release what these values hold (nothing, stored plain)."""
 
-    def answer(self, body):
+    def answer(self, body: Any) -> dict[str, Any]:
         """Return what is stored of an idempotent request's answer body."""
         return {"body": body}
 
-    def answer_body(self, stored):
+    def answer_body(self, stored: dict[str, Any]) -> Any:
         """Return the answer body of a stored idempotency record."""
         _refuse_sealed(stored, "a stored answer")
         return stored["body"]
 
-    def request_fingerprint(self, digest):
+    def request_fingerprint(self, digest: str) -> dict[str, Any]:
         """Return what is stored to recognise a repeated request by its digest."""
         return {"fingerprint": digest}
 
-    def same_request(self, stored, digest):
+    def same_request(self, stored: dict[str, Any], digest: str) -> bool:
         """Tell whether a stored idempotency record was made for the request with this digest."""
         return hmac.compare_digest(stored.get("fingerprint", ""), digest)
 
@@ -90,35 +93,35 @@ class SealedValues(PlainValues):
     change to one stores it sealed), and found by the searches if there were any when the service started.
     """
 
-    def __init__(self, encryption, plain_patients):
+    def __init__(self, encryption: FieldEncryption, plain_patients: bool) -> None:
         self._encryption = encryption
         # Searching both forms takes an $or, which some servers answer by scanning: only while plain ones remain.
         self._plain_patients = plain_patients
 
-    def patient(self, doctor_id, fields):
+    def patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return a patient's own fields as one sealed value, with the blind indexes its searches use."""
         stored = {"sealed": self._encryption.seal(fields), "name_index": self._name_index(doctor_id, fields)}
         if "dateOfBirth" in fields:
             stored["birth_index"] = self._encryption.blind("birth", doctor_id, fields["dateOfBirth"])
         return stored
 
-    def _name_index(self, doctor_id, fields):
+    def _name_index(self, doctor_id: str, fields: dict[str, Any]) -> list[bytes]:
         """Return the blind index of every prefix of the lower-cased first and last names (what `q` matches)."""
         prefixes = {name[:length] for name in (fields["firstName"].lower(), fields["lastName"].lower())
                     for length in range(1, len(name) + 1)}
         return sorted(self._encryption.blind_all("name", doctor_id, prefixes))
 
-    def patient_fields(self, stored, internal):
+    def patient_fields(self, stored: dict[str, Any], internal: tuple[str, ...]) -> dict[str, Any]:
         """Return a stored patient's own fields, unsealing them (or reading a plain record as it is)."""
         if "sealed" in stored:
             return self._encryption.unseal(stored["sealed"])
         return super().patient_fields(stored, internal)
 
-    def version(self, fields):
+    def version(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Return an earlier version's fields as one sealed value."""
         return {"sealed": self._encryption.seal(fields)}
 
-    def appointment(self, fields):
+    def appointment(self, fields: dict[str, Any]) -> dict[str, Any]:
         """Return an appointment's time as it is and the rest (the reason for the visit) as one sealed value."""
         stored = {name: value for name, value in fields.items() if name in PLAIN_APPOINTMENT_FIELDS}
         private = {name: value for name, value in fields.items() if name not in PLAIN_APPOINTMENT_FIELDS}
@@ -126,50 +129,50 @@ class SealedValues(PlainValues):
             stored["sealed"] = self._encryption.seal(private)
         return stored
 
-    def appointment_fields(self, stored):
+    def appointment_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return a stored appointment with its sealed fields opened (or a plain one as it is)."""
         if "sealed" not in stored:
             return super().appointment_fields(stored)
         opened = {name: value for name, value in stored.items() if name != "sealed"}
         return {**opened, **self._encryption.unseal(stored["sealed"])}
 
-    def version_fields(self, stored):
+    def version_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return the fields of a stored earlier version, sealed or plain."""
         return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().version_fields(stored)
 
-    def name_search(self, doctor_id, prefix):
+    def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
         """Match the prefix's blind index, or a plain record's lower-cased names."""
         sealed = {"name_index": self._encryption.blind("name", doctor_id, prefix.lower())}
         return {"$or": [sealed, super().name_search(doctor_id, prefix)]} if self._plain_patients else sealed
 
-    def birth_search(self, doctor_id, born_on):
+    def birth_search(self, doctor_id: str, born_on: str) -> dict[str, Any]:
         """Match the date's blind index, or a plain record's date of birth."""
         sealed = {"birth_index": self._encryption.blind("birth", doctor_id, born_on)}
         return {"$or": [sealed, super().birth_search(doctor_id, born_on)]} if self._plain_patients else sealed
 
-    def close(self):
+    def close(self) -> None:
         """Release the data key's libmongocrypt handle."""
         self._encryption.close()
 
-    def answer(self, body):
+    def answer(self, body: Any) -> dict[str, Any]:
         """Seal an answer body: it may hold a whole patient (a 201, the documented 404)."""
         return {"sealed": self._encryption.seal(body)}
 
-    def answer_body(self, stored):
+    def answer_body(self, stored: dict[str, Any]) -> Any:
         """Return a stored answer body, sealed or plain."""
         return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().answer_body(stored)
 
-    def request_fingerprint(self, digest):
+    def request_fingerprint(self, digest: str) -> dict[str, Any]:
         """Key the request digest: a bare hash of a body would let anyone confirm a guessed patient record."""
         return {"request_mac": self._request_mac(digest)}
 
-    def same_request(self, stored, digest):
+    def same_request(self, stored: dict[str, Any], digest: str) -> bool:
         """Compare with the keyed digest, or with the bare one of a record stored before encryption."""
         if "request_mac" in stored:
             return hmac.compare_digest(bytes(stored["request_mac"]), bytes(self._request_mac(digest)))
         return super().same_request(stored, digest)
 
-    def _request_mac(self, digest):
+    def _request_mac(self, digest: str) -> bytes:
         """Return the keyed digest of a request."""
         return self._encryption.blind("request", "", digest)
 

@@ -1,18 +1,35 @@
 """Run the business steps of one request so that a refusal or a failure leaves no trace."""
 import logging
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
 
 import pymongo
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
 from pymongo.errors import PyMongoError
+from pymongo.mongo_client import MongoClient
 from pymongo.write_concern import WriteConcern
 
 from app.store.errors import KeptWork
-from app.store.records import Records
+from app.store.records import AuditContext, Records
+from app.store.sealing import PlainValues
 from app.store.writes import BatchedWrites, CommandWrites, SuccessPathMissed
 
 log = logging.getLogger("clinic.db")
 
 # Acknowledged means on a majority's journal: a 201 must survive a crash of any server that honours `j`.
 DURABLE = WriteConcern("majority", j=True)
+# What the steps return when they succeed.
+Outcome = TypeVar("Outcome")
+
+
+class Answer(Protocol):
+    """What a request sent with an Idempotency-Key hands the unit of work (app.http.idempotency.KeyedRequest)."""
+
+    stored: bool
+
+    def write(self, records: Records, outcome: object) -> None:
+        """Store the answer to the steps' outcome (a result or a refusal that keeps its writes) among them."""
 
 
 class UnitOfWork:
@@ -28,7 +45,9 @@ class UnitOfWork:
     one command each, to give the outcome they give.
     """
 
-    def __init__(self, client, db, values, transactional, timeout_s, audit_context=None, batched=False):
+    def __init__(self, client: MongoClient[dict[str, Any]], db: Database[dict[str, Any]], values: PlainValues,
+                 transactional: bool, timeout_s: float, audit_context: AuditContext | None = None,
+                 batched: bool = False) -> None:
         self._client = client
         self._db = db
         self._values = values
@@ -38,9 +57,10 @@ class UnitOfWork:
         self._audit_context = audit_context
         # Set for a request sent with an Idempotency-Key: an object whose write(records, outcome) stores the
         # request's answer among the steps' own writes, so the answer and the work commit or vanish together.
-        self.answer = None
+        self.answer: Answer | None = None
 
-    def run(self, steps, success_path=None):
+    def run(self, steps: Callable[[Records], Outcome],
+            success_path: Callable[[Records], Outcome] | None = None) -> Outcome:
         """Call steps(records) and commit its writes; roll back when it raises, except on a refusal that keeps them.
 
         success_path(records), when given, does the steps' writes when everything goes as hoped, without their
@@ -56,8 +76,9 @@ class UnitOfWork:
             raise outcome
         return outcome
 
-    def _outcome(self, steps, records):
+    def _outcome(self, steps: Callable[[Records], Outcome], records: Records) -> Outcome | KeptWork:
         """Run the steps, and store the answer with their writes; a refusal that keeps its writes is an outcome."""
+        outcome: Outcome | KeptWork
         try:
             outcome = steps(records)
         except KeptWork as kept:
@@ -66,7 +87,8 @@ class UnitOfWork:
             self.answer.write(records, outcome)
         return outcome
 
-    def _run_in_transactions(self, steps, success_path):
+    def _run_in_transactions(self, steps: Callable[[Records], Outcome],
+                             success_path: Callable[[Records], Outcome]) -> Outcome | KeptWork:
         """Run the success path in one batched transaction where the server allows, else (or failing) the steps."""
         # Not causally consistent: each transaction reads the latest committed data anyway, and a retry's first
         # command then carries no afterClusterTime read concern (which some servers refuse on a bulkWrite).
@@ -81,10 +103,11 @@ class UnitOfWork:
                         pass  # aborted: the steps, one command at a time, tell which check it was
                 return self._transaction(session, steps, None)
 
-    def _transaction(self, session, steps, batch):
+    def _transaction(self, session: ClientSession, steps: Callable[[Records], Outcome],
+                     batch: type[BatchedWrites] | None) -> Outcome | KeptWork:
         """Run the steps in one transaction, their writes batched or not; a refusal that rolls back aborts it."""
 
-        def attempt(bound):
+        def attempt(bound: ClientSession) -> Outcome | KeptWork:
             writes = CommandWrites(self._db, bound) if batch is None else batch(self._client, self._db, bound)
             records = Records(self._db, self._values, bound, self._audit_context, writes)
             outcome = self._outcome(steps, records)
@@ -93,7 +116,7 @@ class UnitOfWork:
 
         return session.with_transaction(attempt, write_concern=DURABLE)
 
-    def _run_compensated(self, steps):
+    def _run_compensated(self, steps: Callable[[Records], Outcome]) -> Outcome | KeptWork:
         """Run the steps without a transaction, undoing their links and inserts on any error or rolled-back refusal."""
         records = Records(self._db, self._values, audit_context=self._audit_context)
         try:
@@ -103,7 +126,7 @@ class UnitOfWork:
             self._undo(records)
             raise
 
-    def _undo(self, records):
+    def _undo(self, records: Records) -> None:
         """Undo what the steps wrote, under a deadline of its own; if that fails, say which ids were left."""
         try:
             with pymongo.timeout(self._timeout_s):
