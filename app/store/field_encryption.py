@@ -2,11 +2,13 @@
 import hashlib
 import hmac
 import os
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any, Self
 
 from bson.binary import STANDARD, Binary
 from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo.database import Database
 from pymongo.encryption import Algorithm, ClientEncryption
 from pymongo.errors import DuplicateKeyError, EncryptionError
@@ -23,6 +25,8 @@ SEARCH_KEYS = "search_keys"
 DATA_KEY_NAME = "clinic-patient-data"
 SEARCH_KEY_ID = "patient-search"
 SEARCH_KEY_BYTES = 32
+# How long a worker that lost the race to create the data key waits to read the winner's (a majority commit).
+OTHER_KEY_WAIT_S = 5.0
 # Randomized: equal values seal differently, so ciphertexts say nothing; equality lookups go through blind indexes.
 SEALED = Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random
 # 128 bits of HMAC-SHA-256: collisions between distinct values are out of reach, and index entries stay small.
@@ -100,14 +104,25 @@ def _data_key(encryption: ClientEncryption[dict[str, Any]], master_key: MasterKe
             # Another worker created it first: the unique index on keyAltNames keeps one.
             if not isinstance(error.cause, DuplicateKeyError):
                 raise
-            stored = encryption.get_key_by_alt_name(DATA_KEY_NAME)
-    # Can still be None: the key vault reads at majority, and the other worker's key may not be majority-committed
-    # yet. Not handled yet (that start fails with a TypeError), hence the ignores.
-    wrapped_by = stored["masterKey"]["provider"]  # type: ignore[index]
+            stored = _other_workers_key(encryption)
+    wrapped_by = stored["masterKey"]["provider"]
     if wrapped_by != master_key.provider:
         raise MasterKeyMismatch(f"the data key in {KEY_VAULT} is wrapped by master key {wrapped_by}, but the "
                                 f"configured one is {master_key.provider}: configure the master key it was made with")
-    return stored["_id"]  # type: ignore[index]
+    return stored["_id"]
+
+
+def _other_workers_key(encryption: ClientEncryption[dict[str, Any]]) -> RawBSONDocument:
+    """Return the data key another worker inserted first, once the key vault's majority read sees it."""
+    # The unique index refuses our insert as soon as theirs is in it, before it is majority-committed, and the
+    # key vault reads at majority: the first reads after the refusal may still find nothing.
+    deadline = time.monotonic() + OTHER_KEY_WAIT_S
+    while (stored := encryption.get_key_by_alt_name(DATA_KEY_NAME)) is None:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"another worker's data key in {KEY_VAULT} was not readable within "
+                               f"{OTHER_KEY_WAIT_S:g} s")
+        time.sleep(0.05)
+    return stored
 
 
 def _search_key(db: Database[dict[str, Any]], encryption: ClientEncryption[dict[str, Any]], data_key_id: Binary,

@@ -75,3 +75,23 @@ def test_a_worker_that_read_no_search_key_before_another_stored_one_uses_that_on
     assert late.reads == 2 and db[SEARCH_KEYS].count_documents({}) == 1
     second = FieldEncryption(encryption, first._data_key_id, search_key)
     assert second.blind("name", "doctor_a", "jan") == first.blind("name", "doctor_a", "jan")
+
+
+def test_a_worker_refused_by_the_other_workers_key_waits_until_its_majority_read_sees_it():
+    db, key_vault_client = database()
+    first = FieldEncryption.open(db, key_vault_client, MASTER_KEY)
+    second = vault(db, key_vault_client)
+    looked = []
+    real_lookup = second.get_key_by_alt_name
+
+    def not_majority_committed_yet(name):
+        # Before its insert, and twice after the unique index refused it: the other key is not majority-read yet.
+        looked.append(name)
+        return None if len(looked) <= 3 else real_lookup(name)
+
+    second.get_key_by_alt_name = not_majority_committed_yet
+    key_id = _data_key(second, MASTER_KEY)
+
+    assert len(looked) == 4 and db[KEY_VAULT].count_documents({"keyAltNames": DATA_KEY_NAME}) == 1
+    assert key_id == db[KEY_VAULT].find_one()["_id"]
+    assert second.decrypt(first.seal({"firstName": "Jane"})) == {"firstName": "Jane"}
