@@ -28,7 +28,8 @@ from bson import ObjectId
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.http.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
-from tests.servers import free_port, server_command  # noqa: E402 - the tests' free port and secantusd-py
+from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
+from tests.servers import free_port  # noqa: E402 - the tests' free port
 
 SECONDS = float(os.environ.get("BENCH_SECONDS") or 10)
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS") or 2)
@@ -394,19 +395,14 @@ def main():
     began = time.monotonic()
     try:
         port = free_port()
-        db_process = start("secantusd", [server_command(), "--host", "127.0.0.1", "--port", str(port), "--storage-path",
-                                         str(workdir / "db"), "--log-level", "WARNING", "--enable-test-commands"],
-                           workdir, started)
-        uri = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+        db_process = start("secantusd", embedded_db.command(port, workdir / "db", test_commands=True), workdir, started)
+        uri = embedded_db.uri(port)
+        try:
+            embedded_db.wait_until_answering(db_process, uri, 60)
+        except embedded_db.DidNotAnswer:
+            raise SystemExit(f"bench: secantusd-py did not start (exit status {db_process.poll()}); "
+                             "see its log") from None
         mongo = clients[0] = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=500)
-
-        def pings():
-            try:
-                return mongo.admin.command("ping")
-            except pymongo.errors.PyMongoError:
-                return False
-
-        wait_until(pings, db_process, "secantusd-py")
         env = {name: value for name, value in os.environ.items() if not SERVICE_SETTINGS.match(name)}
         env.update(MONGODB_URI=uri, JWT_SECRET=SECRET, HOST="127.0.0.1",
                    FIELD_ENCRYPTION_KEY=base64.b64encode(os.urandom(96)).decode())  # never written to disk

@@ -7,12 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import embedded_db
 from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
-from pymongo import MongoClient
-from pymongo.errors import PyMongoError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -166,17 +164,13 @@ def die_with_make():
 
 def start_database(port):
     """Start secantusd-py on 127.0.0.1:port, storing its data in instance/db."""
-    executable = BIN_DIR / "secantusd-py"
-    if not executable.exists():
-        fail(f"{executable} not found: run `make install`")
-    command = [
-        str(executable), "--host", "127.0.0.1", "--port", str(port),
-        "--storage-path", str(INSTANCE_DIR / "db"), "--log-level", "WARNING",
-    ]
+    # The venv's own, which `make install` puts there (the tests also take one on PATH).
+    if not embedded_db.BESIDE_INTERPRETER.exists():
+        fail(f"{embedded_db.BESIDE_INTERPRETER} not found: run `make install`")
     # A session of its own keeps Ctrl-C away from the database: it must outlive
     # the gunicorn workers, so this launcher stops it last.
-    return subprocess.Popen(
-        command, cwd=ROOT, start_new_session=True,
+    return embedded_db.start(
+        embedded_db.command(port, INSTANCE_DIR / "db"), cwd=ROOT, own_session=True,
         preexec_fn=die_with_launcher if _prctl is not None else None,
     )
 
@@ -188,23 +182,12 @@ def start_gunicorn(env):
 
 
 def wait_for_database(process, uri):
-    """Return once the database answers a ping; exit if it dies or stays silent."""
-    client = MongoClient(uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
-    deadline = time.monotonic() + DB_START_TIMEOUT
+    """Return once the database answers a ping or a stop signal came; exit if it dies or stays silent."""
     try:
-        while not _stop_signals:
-            if process.poll() is not None:
-                fail(f"embedded database exited with status {process.returncode} "
-                     "before answering a ping (see its output above)")
-            try:
-                client.admin.command("ping")
-                return
-            except PyMongoError:
-                if time.monotonic() > deadline:
-                    fail(f"embedded database did not answer a ping within {DB_START_TIMEOUT} s")
-                time.sleep(0.2)
-    finally:
-        client.close()
+        embedded_db.wait_until_answering(process, uri, DB_START_TIMEOUT, keep_waiting=lambda: not _stop_signals)
+    except embedded_db.DidNotAnswer as error:
+        exited = error.status is not None  # then it said why on this terminal, which has its output
+        fail(f"embedded database {error}" + (" (see its output above)" if exited else ""))
 
 
 def describe_database(uri, db_name):
@@ -271,7 +254,7 @@ def main():
         else:
             port = embedded_db_port()
             database = start_database(port)
-            env["MONGODB_URI"] = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+            env["MONGODB_URI"] = embedded_db.uri(port)
             wait_for_database(database, env["MONGODB_URI"])
             where = describe_database(env["MONGODB_URI"], db_name)
             print(f"run_dev: using embedded secantusd-py at {where} "

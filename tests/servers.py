@@ -1,12 +1,8 @@
 """Start and stop `secantusd-py`, a real MongoDB wire-protocol server, for tests."""
-import os
-import shutil
 import socket
 import subprocess
-import sys
-import time
 
-import pymongo
+from scripts import embedded_db
 
 
 def free_port():
@@ -14,12 +10,6 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def server_command():
-    """Return the path of secantusd-py, next to this interpreter when installed in a venv."""
-    beside = os.path.join(os.path.dirname(sys.executable), "secantusd-py")
-    return beside if os.path.exists(beside) else shutil.which("secantusd-py")
 
 
 def stop_process(process, timeout):
@@ -45,32 +35,17 @@ class SecantusServer:
 
     @property
     def uri(self):
-        return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
+        return embedded_db.uri(self.port)
 
     def start(self, timeout=30):
-        """Start the server and wait until it answers a ping."""
-        args = [server_command(), "--host", "127.0.0.1", "--port", str(self.port),
-                "--storage-path", self.storage, "--log-level", "WARNING", "--enable-test-commands"]
-        if self.standalone:
-            args.append("--standalone")
-        log = open(os.path.join(self.storage + ".log"), "ab")
-        self.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-        log.close()
-        deadline = time.monotonic() + timeout
-        probe = pymongo.MongoClient(self.uri, serverSelectionTimeoutMS=500)
+        """Start the server, its output in <storage>.log, and wait until it answers a ping."""
+        argv = embedded_db.command(self.port, self.storage, standalone=self.standalone, test_commands=True)
+        self.process = embedded_db.start(argv, log=self.storage + ".log")
         try:
-            while True:
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"secantusd-py exited with {self.process.returncode}; see {self.storage}.log")
-                try:
-                    probe.admin.command("ping")
-                    return self
-                except pymongo.errors.PyMongoError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("secantusd-py did not answer a ping within the timeout") from None
-                    time.sleep(0.1)
-        finally:
-            probe.close()
+            embedded_db.wait_until_answering(self.process, self.uri, timeout)
+        except embedded_db.DidNotAnswer as error:
+            raise RuntimeError(f"secantusd-py {error}; see {self.storage}.log") from None
+        return self
 
     def stop(self):
         """Stop the server and wait for it to exit."""
