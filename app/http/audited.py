@@ -10,7 +10,6 @@ from app.http.web import database
 from app.service import schemas
 from app.service.refusals import Refusal
 from app.store.errors import KeptWork, ReplicaSetRequired
-from app.store.records import AuditContext
 
 log = logging.getLogger("clinic.audit")
 # The ids a refused attempt may be recorded with, from its path or its body.
@@ -44,7 +43,7 @@ def _record_refusal(action, status, path_ids):
     caller = g.get("caller")
     if caller is None:
         return  # no verified actor to attribute the attempt to (401)
-    context = AuditContext(caller.subject, (request.args.get("uid") or "")[: schemas.UID_MAX], g.request_id)
+    doctor_id = (request.args.get("uid") or "")[: schemas.UID_MAX]
     body = request.get_json(silent=True)
     named = {name: body.get(name) for name in TARGETS} if isinstance(body, dict) else {}
     named.update((name, value) for name, value in path_ids.items() if name in TARGETS)
@@ -53,7 +52,8 @@ def _record_refusal(action, status, path_ids):
                if isinstance(value, str) and schemas.OBJECT_ID.match(value)}
     try:
         # Through a unit of work like every other write: the same write concern, deadline and transient retries.
-        database().unit_of_work(context).run(lambda records: records.audit((action, status, targets)))
+        work = database().unit_of_work(caller.subject, doctor_id, g.request_id)
+        work.run(lambda records: records.audit((action, status, targets)))
     except (PyMongoError, ReplicaSetRequired) as error:
         # The refusal still goes out; only its record is missing, and the log says so without any value.
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)

@@ -7,7 +7,6 @@ from app.http.auth import acting_doctor
 from app.http.etags import version_in
 from app.service.refusals import IfMatchRequired, InvalidIfMatch, InvalidRequest, UnsupportedPatchType
 from app.service.schemas import OBJECT_ID
-from app.store.records import AuditContext
 
 
 def current_caller():
@@ -47,7 +46,7 @@ def unit_of_work(caller, doctor_id, answer):
     """Return a unit of work audited as this caller's, for this doctor; answer(result) is the success response."""
     # A request sent with an Idempotency-Key claims its key here, once every check has passed, and the unit
     # of work stores its answer together with its writes.
-    work = database().unit_of_work(AuditContext(caller.subject, doctor_id, g.request_id))
+    work = database().unit_of_work(caller.subject, doctor_id, g.request_id)
     keyed = g.get("keyed_request")
     if keyed is not None:
         work.answer = keyed.claim(doctor_id, answer)
