@@ -8,10 +8,9 @@ import pytest
 
 from app import create_app
 from app.http.log_format import formatter_for
-from tests.conftest import bearer, jane, make_config
+from tests.api.test_privacy import HISTORY_MARKER, NAME_MARKER, send_marked_patients
+from tests.conftest import make_config
 
-NAME_MARKER = "Zqxname7731"
-HISTORY_MARKER = "Zqxhistory4410"
 MOCK_ONLY = pytest.mark.parametrize("backend", ["mongomock"], indirect=True)
 
 
@@ -68,18 +67,7 @@ def test_json_writes_one_object_per_line_with_the_request_fields_as_keys(service
 
 def test_patient_data_tokens_and_query_strings_never_reach_the_json_logs(service_logging, add_appointment):
     app, written = service_logging("json")
-    client = app.test_client()
-    headers = bearer()
-    token = headers["Authorization"].split()[1]
-    appointment_id = add_appointment()
-    bodies = [
-        jane(appointment_id, firstName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 201
-        jane(appointment_id, firstName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 409
-        jane("65f8a1b2c3d4e5f6789012ef", lastName=NAME_MARKER, medicalHistory=HISTORY_MARKER),  # 404
-        jane(appointment_id, firstName=NAME_MARKER, dateOfBirth=HISTORY_MARKER),  # 400
-    ]
-    statuses = [client.post("/patients/add_and_link?uid=doctor_a", json=body, headers=headers).status_code
-                for body in bodies]
+    statuses, token = send_marked_patients(app.test_client(), add_appointment())
 
     assert statuses == [201, 409, 404, 400]
     lines = [json.loads(line) for line in written.getvalue().splitlines()]
