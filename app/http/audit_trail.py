@@ -17,6 +17,6 @@ bp = Blueprint("audit", __name__)
 )
 def list_audit():
     """Return one page of the audit trail of a doctor, for that doctor or an admin."""
-    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
+    doctor_id, query = doctor_and_query(current_caller(), schemas.listing_query)
     items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
     return listing(schemas.audit_record_view.dump(items, many=True), next_cursor)

@@ -144,7 +144,7 @@ def correct_patient(patient_id):
 )
 def patient_history(patient_id):
     """Return one page of a patient's versions, newest first, each the whole record as it was."""
-    doctor_id, query = doctor_and_query(current_caller(), schemas.page_query)
+    doctor_id, query = doctor_and_query(current_caller(), schemas.listing_query)
     patient_id = path_id(patient_id, "patient_id")
     before = decode_version_cursor(query["after"]) if query.get("after") else None
     items, next_cursor = steps.patient_history(database().records(), doctor_id, patient_id, query["limit"], before)

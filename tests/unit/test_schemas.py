@@ -4,7 +4,7 @@ import datetime
 import pytest
 from marshmallow import ValidationError
 
-from app.service.schemas import add_and_link_request, doctor_query, page_query, patient_view
+from app.service.schemas import add_and_link_request, doctor_query, listing_query, patient_view
 
 VALID = {"appointment_id": "65F8A1B2C3D4E5F6789012EF", "firstName": " Jane ", "lastName": "Smith"}
 
@@ -111,7 +111,7 @@ def test_a_doctor_uid_is_1_to_128_printable_ascii_characters_without_spaces(uid,
 ])
 def test_a_cursor_is_milliseconds_and_an_id(cursor, accepted):
     try:
-        page_query.load({"uid": "doc", "after": cursor})
+        listing_query.load({"uid": "doc", "after": cursor})
     except ValidationError as refused:
         assert not accepted and "after" in refused.messages
     else:
