@@ -48,6 +48,17 @@ def make_token(sub="doctor_a", *, roles=None, ttl=3600, secret=SECRET, algorithm
     return jwt.encode(payload, secret, algorithm=algorithm)
 
 
+def service_watched_by(listener, uri, request, db_name=None):
+    """Return the service over db_name (a fresh database, dropped after the test, when None) through a client whose
+    commands the listener sees, and that database as the client sees it."""
+    watched = pymongo.MongoClient(uri, tz_aware=True, event_listeners=[listener])
+    request.addfinalizer(watched.close)
+    if db_name is None:
+        db_name = "watched_" + ObjectId().binary.hex()[:8]
+        request.addfinalizer(lambda: watched.drop_database(db_name))
+    return create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=db_name)), watched[db_name]
+
+
 def bearer(sub="doctor_a", **kwargs):
     """Return headers carrying a fresh token for sub."""
     return {"Authorization": "Bearer " + make_token(sub, **kwargs)}

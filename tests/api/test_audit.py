@@ -3,8 +3,7 @@ import pymongo
 import pytest
 from bson import ObjectId
 
-from app import create_app
-from tests.conftest import bearer, jane, make_config
+from tests.conftest import bearer, jane, service_watched_by
 
 
 def trail(db):
@@ -106,12 +105,9 @@ class AuditWrites(pymongo.monitoring.CommandListener):
 @pytest.mark.realdb
 def test_a_refused_attempt_is_recorded_through_a_unit_of_work_in_a_transaction(replica_set_server, request):
     listener = AuditWrites()
-    watched = pymongo.MongoClient(replica_set_server.uri, tz_aware=True, event_listeners=[listener])
-    request.addfinalizer(watched.close)
-    name = "audited_" + ObjectId().binary.hex()[:8]
-    request.addfinalizer(lambda: watched.drop_database(name))
-    client = create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=name)).test_client()
-    linked = str(watched[name].appointments.insert_one({"doctor_id": "doctor_a", "patient_id": ObjectId()}).inserted_id)
+    app, database = service_watched_by(listener, replica_set_server.uri, request)
+    client = app.test_client()
+    linked = str(database.appointments.insert_one({"doctor_id": "doctor_a", "patient_id": ObjectId()}).inserted_id)
     listener.seen.clear()
 
     refused = client.post("/patients/add_and_link?uid=doctor_a", json=jane(linked), headers=bearer())
@@ -119,4 +115,4 @@ def test_a_refused_attempt_is_recorded_through_a_unit_of_work_in_a_transaction(r
     assert refused.status_code == 409
     # Like every write of the service: in a transaction, under the unit of work's write concern, deadline and retries.
     assert listener.seen and all(in_transaction for _, in_transaction in listener.seen), listener.seen
-    assert [(r["action"], r["outcome"]) for r in watched[name].audit.find()] == [("appointment.link", 409)]
+    assert [(r["action"], r["outcome"]) for r in database.audit.find()] == [("appointment.link", 409)]

@@ -7,7 +7,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from tests.conftest import bearer, jane, make_config
+from tests.conftest import bearer, jane, make_config, service_watched_by
 from tests.servers import SecantusServer
 
 WRITES = {"insert", "update", "delete", "findAndModify", "commitTransaction"}
@@ -38,13 +38,9 @@ class WriteConcerns(pymongo.monitoring.CommandListener):
 def test_every_write_asks_for_a_majority_and_the_journal(replica_set_server, standalone_server, request, standalone):
     server = standalone_server if standalone else replica_set_server
     listener = WriteConcerns()
-    watched = pymongo.MongoClient(server.uri, tz_aware=True, event_listeners=[listener])
-    request.addfinalizer(watched.close)
-    name = "durable_" + ObjectId().binary.hex()[:8]
-    request.addfinalizer(lambda: watched.drop_database(name))
-    client = create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=name)).test_client()
-    appointments = watched[name].appointments
-    appointment_id = str(appointments.insert_one({"doctor_id": "doctor_a", "patient_id": None}).inserted_id)
+    app, database = service_watched_by(listener, server.uri, request)
+    client = app.test_client()
+    appointment_id = str(database.appointments.insert_one({"doctor_id": "doctor_a", "patient_id": None}).inserted_id)
     listener.seen.clear()
 
     keyed = {**bearer(), "Idempotency-Key": "durable-1"}

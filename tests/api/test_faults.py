@@ -6,7 +6,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from tests.conftest import bearer, jane, make_config
+from tests.conftest import bearer, jane, make_config, service_watched_by
 from tests.servers import SecantusServer
 
 REAL = pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command", "standalone"], indirect=True)
@@ -74,9 +74,7 @@ class CommitCounter(pymongo.monitoring.CommandListener):
 def test_a_transient_commit_error_is_retried_and_the_request_succeeds_once(
         replica_set_server, mongo, db, add_appointment, failpoints, request):
     counter = CommitCounter()
-    watched = pymongo.MongoClient(replica_set_server.uri, tz_aware=True, event_listeners=[counter])
-    request.addfinalizer(watched.close)
-    client = create_app(make_config(MONGO_CLIENT=watched, MONGODB_DB=mongo[1])).test_client()
+    client = service_watched_by(counter, replica_set_server.uri, request, mongo[1])[0].test_client()
     appointment_id = add_appointment()
     fail_next(failpoints, "commitTransaction", errorCode=112, errorLabels=["TransientTransactionError"])
 

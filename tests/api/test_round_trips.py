@@ -2,8 +2,7 @@
 import pymongo
 import pytest
 
-from app import create_app
-from tests.conftest import bearer, jane, make_config
+from tests.conftest import bearer, jane, service_watched_by
 
 
 class Commands(pymongo.monitoring.CommandListener):
@@ -27,9 +26,7 @@ class Commands(pymongo.monitoring.CommandListener):
 def watched(backend, replica_set_server, mongo, request):
     """The service over the test's database, through a client whose commands are recorded; and the record."""
     commands = Commands()
-    client = pymongo.MongoClient(replica_set_server.uri, tz_aware=True, event_listeners=[commands])
-    request.addfinalizer(client.close)
-    app = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=mongo[1]))
+    app, _ = service_watched_by(commands, replica_set_server.uri, request, mongo[1])
     app.extensions["clinic.db"].prepare()
     return app.test_client(), commands
 
