@@ -128,47 +128,32 @@ def test_a_taken_port_is_refused_in_one_line_naming_port_before_the_database_sta
     assert not (instance / "db").exists()
 
 
+def make_run():
+    """Return `make run` with this virtualenv counted as installed (whatever the requirements' dates)."""
+    venv = os.path.dirname(os.path.dirname(sys.executable))
+    return ["make", "-s", "-o", f"{venv}/.installed", f"VENV={venv}", "run"]
+
+
 @pytest.mark.slow
 @pytest.mark.realdb
-def test_nothing_outlives_a_make_run_killed_with_sigkill(tmp_path):
+@pytest.mark.parametrize("killed", ["run_dev", "make"])
+def test_nothing_outlives_a_make_run_whose_runner_or_make_is_killed_with_sigkill(tmp_path, killed):
     instance, port, db_port = tmp_path / "instance", free_port(), free_port()
-    run_dev = None
+    command = RUN_DEV if killed == "run_dev" else make_run()  # make runs only run_dev.py
+    process = None
     try:
-        run_dev = start(RUN_DEV, run_dev_environment(instance, port, db_port), tmp_path / "run.log", port)
+        process = start(command, run_dev_environment(instance, port, db_port), tmp_path / f"{killed}.log", port)
         started = processes_of(instance)
         # run_dev, secantusd-py, gunicorn's master and its two workers.
         assert names(started.values()) == ["gunicorn"] * 3 + ["run_dev.py", "secantusd-py"], started
 
-        run_dev.kill()
-        run_dev.wait()
+        process.kill()
+        process.wait()
         alive = wait_until_gone(instance)
     finally:
-        kill_everything_of(instance, run_dev)
+        kill_everything_of(instance, process)
 
-    assert alive == {}, f"still running {GONE_TIMEOUT} s after kill -9 of run_dev: {alive}"
-    assert port_is_free(port) and port_is_free(db_port)
-
-
-@pytest.mark.slow
-@pytest.mark.realdb
-def test_nothing_outlives_make_itself_killed_with_sigkill(tmp_path):
-    instance, port, db_port = tmp_path / "instance", free_port(), free_port()
-    venv = os.path.dirname(os.path.dirname(sys.executable))
-    # -o: the virtualenv counts as installed, whatever the requirements' dates; make runs only run_dev.py.
-    command = ["make", "-s", "-o", f"{venv}/.installed", f"VENV={venv}", "run"]
-    make = None
-    try:
-        make = start(command, run_dev_environment(instance, port, db_port), tmp_path / "make.log", port)
-        started = processes_of(instance)
-        assert any("run_dev.py" in line for line in started.values()), started
-
-        make.kill()
-        make.wait()
-        alive = wait_until_gone(instance)
-    finally:
-        kill_everything_of(instance, make)
-
-    assert alive == {}, f"still running {GONE_TIMEOUT} s after kill -9 of make: {alive}"
+    assert alive == {}, f"still running {GONE_TIMEOUT} s after kill -9 of {killed}: {alive}"
     assert port_is_free(port) and port_is_free(db_port)
 
 
