@@ -322,11 +322,12 @@ def link_table(results):
 
 
 def encryption_table(pairs):
-    shares = sorted(100 * (on["cpu"] / off["cpu"] - 1) for on, off in pairs)
+    shares = [100 * (on["cpu"] / off["cpu"] - 1) for on, off in pairs]
     rows = [[str(index + 1), f"{on['req/s']:.1f} / {off['req/s']:.1f}", f"{on['p99']:.1f} / {off['p99']:.1f}",
-             f"{on['cpu']:.2f} / {off['cpu']:.2f}", f"{on['db']:.2f} / {off['db']:.2f}",
-             f"{100 * (on['cpu'] / off['cpu'] - 1):+.1f}%"] for index, (on, off) in enumerate(pairs)]
-    rows.append(["**median**", "", "", "", "", f"**{shares[len(shares) // 2]:+.1f}%** (target: under 15%)"])
+             f"{on['cpu']:.2f} / {off['cpu']:.2f}", f"{on['db']:.2f} / {off['db']:.2f}", f"{share:+.1f}%"]
+            for index, ((on, off), share) in enumerate(zip(pairs, shares, strict=True))]
+    median = sorted(shares)[len(shares) // 2]
+    rows.append(["**median**", "", "", "", "", f"**{median:+.1f}%** (target: under 15%)"])
     return table(["pair", "req/s on / off", "p99 ms on / off", "CPU ms/req on / off", "db CPU ms/req on / off",
                   "CPU that encryption adds"], rows, 0)
 
