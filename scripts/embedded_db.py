@@ -28,8 +28,10 @@ def executable():
 
 def command(port, storage, *, standalone=False, test_commands=False):
     """Return the argv of secantusd-py listening on HOST:port with its data in the directory storage."""
+    # --sync-on-commit: without it a commit is acknowledged (j: true too) before its log reaches the disk, and
+    # kill -9 right after a burst of 201s lost 6 of 160 of them; with it, none (issue 19).
     argv = [executable(), "--host", HOST, "--port", str(port), "--storage-path", str(storage),
-            "--log-level", "WARNING"]
+            "--log-level", "WARNING", "--sync-on-commit"]
     if test_commands:
         argv.append("--enable-test-commands")
     if standalone:
