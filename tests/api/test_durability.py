@@ -59,7 +59,8 @@ def test_every_write_asks_for_a_majority_and_the_journal(replica_set_server, sta
 @pytest.mark.realdb
 def test_answered_201s_survive_kill_9_of_the_database(tmp_path, request):
     # The standalone server journals non-transactional writes when asked (j: true) and skips it otherwise, so a
-    # burst answered before the journal reached the disk loses its tail; its transactions do not honour `j`.
+    # burst answered before the journal reached the disk loses its tail. Transactions (the replica set make run
+    # starts) are journalled before their commit is answered only with --sync-on-commit: test_make_run.py.
     server = SecantusServer(tmp_path / "data", standalone=True).start()
     request.addfinalizer(server.stop)
     app = create_app(make_config(MONGODB_URI=server.uri, MONGODB_TIMEOUT_MS=5000, ALLOW_STANDALONE=True))

@@ -1,4 +1,6 @@
-"""`make run` refuses a taken port or a second run on its instance/ in one line, and nothing it started outlives it."""
+"""`make run` refuses a taken port or a second run on its instance/ in one line, nothing it started outlives it, and
+its database keeps every write it acknowledged through kill -9."""
+import json
 import os
 import signal
 import socket
@@ -7,13 +9,17 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pymongo
 import pytest
+from bson import ObjectId
 
-from tests.conftest import SECRET
+from scripts import embedded_db
+from tests.conftest import SECRET, bearer, jane
 from tests.live import MASTER_KEY_B64, ROOT, bare_environment
-from tests.servers import free_port
+from tests.servers import SecantusServer, free_port
 from tests.transport.test_start_refusal import run_bounded
 
 RUN_DEV = [sys.executable, "scripts/run_dev.py"]
@@ -175,3 +181,54 @@ def test_a_second_make_run_on_the_same_instance_is_refused_in_one_line_and_the_f
         assert port_is_free(other_port) and port_is_free(other_db_port)
     finally:
         kill_everything_of(instance, first)
+
+
+BURST, CLIENTS = 160, 4
+
+
+def add_and_link_all(port, appointment_ids):
+    """Send add_and_link for each appointment from CLIENTS clients at once; return the patient ids answered 201."""
+    headers = {**bearer(), "Content-Type": "application/json"}
+
+    def link(appointment_id):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/patients/add_and_link?uid=doctor_a",
+                                         data=json.dumps(jane(str(appointment_id))).encode(), headers=headers)
+        with urllib.request.urlopen(request, timeout=30) as response:
+            assert response.status == 201
+            return ObjectId(json.load(response)["data"]["_id"])
+
+    with ThreadPoolExecutor(CLIENTS) as clients:
+        return list(clients.map(link, appointment_ids))
+
+
+@pytest.mark.slow
+@pytest.mark.realdb
+def test_every_link_answered_201_survives_kill_9_of_the_database_make_run_started(tmp_path):
+    instance, port, db_port = tmp_path / "instance", free_port(), free_port()
+    runner = None
+    try:
+        runner = start(RUN_DEV, run_dev_environment(instance, port, db_port), tmp_path / "run_dev.log", port)
+        with pymongo.MongoClient(embedded_db.uri(db_port)) as scheduler:
+            appointment_ids = scheduler.clinic.appointments.insert_many(
+                [{"doctor_id": "doctor_a", "patient_id": None} for _ in range(BURST)]).inserted_ids
+        answered = add_and_link_all(port, appointment_ids)
+
+        # Right after the last 201: a commit acknowledged before its log reached the disk is lost now.
+        database = [pid for pid, command in processes_of(instance).items() if "secantusd-py" in command]
+        assert len(database) == 1, processes_of(instance)
+        os.kill(database[0], signal.SIGKILL)
+    finally:
+        kill_everything_of(instance, runner)
+    assert wait_until_gone(instance) == {}
+
+    restarted = SecantusServer(instance / "db").start()  # the same storage, as the next make run opens it
+    try:
+        with pymongo.MongoClient(restarted.uri) as direct:
+            kept = {patient["_id"] for patient in direct.clinic.patients.find({}, {"_id": 1})}
+            linked = {stored["_id"]: stored["patient_id"] for stored in direct.clinic.appointments.find()}
+    finally:
+        restarted.stop()
+    assert len(answered) == BURST
+    assert set(answered) - kept == set(), "acknowledged patients lost"
+    lost_links = [str(a) for a, p in zip(appointment_ids, answered, strict=True) if linked.get(a) != p]
+    assert lost_links == [], "acknowledged links lost"
