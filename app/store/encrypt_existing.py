@@ -39,7 +39,7 @@ def _seal_patient(db, values, stored):
     # Every change moves the version on: matching the version read means nothing was changed since.
     result = db[PATIENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, "version": stored.get("version")},
-        {"$set": values.patient(stored["doctor_id"], fields), "$unset": plain_names})
+        {"$set": values.patient(stored["_id"], stored["doctor_id"], fields), "$unset": plain_names})
     return result.modified_count
 
 
@@ -47,7 +47,9 @@ def _seal_version(db, values, stored):
     """Seal one plain earlier version (versions never change)."""
     result = db[PATIENT_VERSIONS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}},
-        {"$set": values.version(PLAIN.version_fields(stored)), "$unset": {"patient": ""}})
+        {"$set": values.version(stored["patient_id"], stored["doctor_id"], stored["version"],
+                                PLAIN.version_fields(stored)),
+         "$unset": {"patient": ""}})
     return result.modified_count
 
 
@@ -56,7 +58,7 @@ def _seal_appointment(db, values, stored):
     private = {name: stored[name] for name in ("reason",) if name in stored}
     result = db[APPOINTMENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, **private},
-        {"$set": values.appointment(private), "$unset": dict.fromkeys(private, "")})
+        {"$set": values.appointment(stored["_id"], stored["doctor_id"], private), "$unset": dict.fromkeys(private, "")})
     return result.modified_count
 
 
@@ -64,7 +66,7 @@ def _seal_answer(db, values, stored):
     """Seal one stored answer and key its request digest, unless its request settled it since it was read."""
     update = {"$set": {}, "$unset": {}}
     if "body" in stored:
-        update["$set"].update(values.answer(stored["body"]))
+        update["$set"].update(values.answer(stored["_id"], stored["doctor_id"], stored["body"]))
         update["$unset"]["body"] = ""
     if "fingerprint" in stored:
         update["$set"].update(values.request_fingerprint(stored["fingerprint"]))
