@@ -328,3 +328,20 @@ def test_encrypt_existing_leaves_a_value_changed_since_it_read_it_to_that_change
     now = legacy.test_client().get(f"/patients/{patient_id}?uid=doctor_old", headers=bearer("doctor_old"))
     assert now.get_json()["data"]["lastName"] == "Qchanged"
     assert db.patients.find_one({"_id": patient_id})["bound"] is True
+
+
+def test_encrypt_existing_never_binds_a_copied_value_to_its_copy_when_its_mark_was_removed(client, db, app):
+    source, _ = patient(client, "Unmarked1")
+    copy = copied(db, "patients", source, doctor_id=ATTACKER)
+    db.patients.update_one({"_id": copy}, {"$unset": {"bound": ""}})
+    sealed = db.patients.find_one({"_id": copy})["sealed"]
+
+    result = app.test_cli_runner().invoke(args=["encrypt-existing"])
+
+    assert result.exit_code == 0, result.output
+    assert "bound to their records 0 patients" in result.output
+    # Only the mark came back: the value inside is still bound to the record it was copied from.
+    assert db.patients.find_one({"_id": copy}) == {**db.patients.find_one({"_id": copy}), "sealed": sealed,
+                                                   "bound": True}
+    response = client.get(f"/patients/{copy}?uid={ATTACKER}", headers=bearer(ATTACKER))
+    assert (response.status_code, response.get_json()) == (500, REFUSED)
