@@ -3,7 +3,7 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from app.store.encrypt_existing import encrypt_existing, still_plain
+from app.store.encrypt_existing import bind_existing, encrypt_existing, still_plain, still_unbound
 from app.store.key_rotation import rotate_master_key
 from config import ConfigError, master_key_from_env
 
@@ -24,18 +24,24 @@ def _database():
 @click.command("encrypt-existing")
 @with_appcontext
 def encrypt_existing_command():
-    """Encrypt in place the patient values stored before field encryption (safe to rerun and to interrupt)."""
+    """Encrypt in place the patient values stored before field encryption, and bind older ones to their records."""
     database = _database()
     if database.master_key is None:
         raise click.ClickException("FIELD_ENCRYPTION=off: there is no key to encrypt with")
     sealed = encrypt_existing(database.db, database.values)
-    left = still_plain(database.db)
+    bound = bind_existing(database.db, database.values)
     click.echo("encrypted " + ", ".join(f"{count} {name}" for name, count in sealed.items()))
+    click.echo("bound to their records " + ", ".join(f"{count} {name}" for name, count in bound.items()))
+    # Only documents changed while this ran are left; each change stored them sealed and bound already, or a rerun will.
+    left = still_plain(database.db)
     if any(left.values()):
-        # Only documents changed while this ran are left; each change stored them sealed already or a rerun will.
         raise click.ClickException("still plain: " + ", ".join(f"{count} {name}" for name, count in left.items())
                                    + "; run it again")
-    click.echo("no plain patient values are left")
+    unbound = still_unbound(database.db)
+    if any(unbound.values()):
+        raise click.ClickException("still unbound: " + ", ".join(f"{count} {name}" for name, count in unbound.items())
+                                   + "; run it again")
+    click.echo("no plain patient values are left, and every encrypted one is bound to its record")
 
 
 @click.command("rotate-master-key")

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.http.etags import entity_tag
 from app.service.refusals import DatabaseUnavailable, Refusal
-from app.store.errors import InvalidCursor, ReplicaSetRequired
+from app.store.errors import InvalidCursor, NotSealedForThisRecord, ReplicaSetRequired
 
 log = logging.getLogger("clinic.errors")
 
@@ -20,6 +20,7 @@ HTTP_MESSAGES = {
     413: "Request body too large (limit 64 KiB)",
     415: "Unsupported media type",
 }
+INTEGRITY_CHECK_FAILED = "Stored record failed its integrity check"
 
 
 def envelope(status, message, **extra):
@@ -46,6 +47,14 @@ def cursor_response(error):
 def replica_set_response(error):
     """Answer a server that cannot run transactions with 503 and what to configure."""
     return envelope(503, error.message)
+
+
+def integrity_response(error):
+    """Answer a record whose sealed value belongs to another record with 500, serving nothing of it."""
+    # 500: the fault is in what the database holds, not in the request, and an operator must look (the store
+    # logged the collection and the record id). Not 403 or 404, which would tell its rightful doctor it is not
+    # theirs or gone (and a frontend would offer to create it again); not 503, since a retry finds the same.
+    return envelope(500, INTEGRITY_CHECK_FAILED)
 
 
 def validation_response(error):
@@ -83,6 +92,7 @@ def register(app):
     app.register_error_handler(Refusal, refusal_response)
     app.register_error_handler(InvalidCursor, cursor_response)
     app.register_error_handler(ReplicaSetRequired, replica_set_response)
+    app.register_error_handler(NotSealedForThisRecord, integrity_response)
     app.register_error_handler(ValidationError, validation_response)
     app.register_error_handler(HTTPException, http_response)
     app.register_error_handler(PyMongoError, database_response)

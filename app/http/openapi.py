@@ -7,7 +7,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import validate
 
 from app.http.api_docs import ListingOf
-from app.http.errors import HTTP_MESSAGES
+from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED
 from app.http.etags import ENTITY_TAG_PATTERN
 from app.service.refusals import DatabaseUnavailable
 from app.service.schemas import (
@@ -45,7 +45,8 @@ SHARED_RESPONSES = {
     "PayloadTooLarge": HTTP_MESSAGES[413],
     "UriTooLong": HTTP_MESSAGES.get(414, "The request line (method and URL) is too long"),
     "HeadersTooLarge": HTTP_MESSAGES.get(431, "Too many request headers, or one too large"),
-    "InternalError": "Internal server error",
+    "InternalError": f"Internal server error | {INTEGRITY_CHECK_FAILED} (a stored value found in a record it does "
+                     "not belong to; nothing of it is served)",
     "DatabaseUnavailable": DatabaseUnavailable.message,
 }
 HEADER_SCHEMAS = {

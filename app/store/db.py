@@ -19,13 +19,19 @@ from app.store.records import (
     AuditContext,
     Records,
 )
-from app.store.sealing import PLAIN_PATIENTS, PlainValues, SealedValues
+from app.store.sealing import PLAIN_PATIENTS, UNBOUND, PlainValues, SealedValues
 from app.store.unit_of_work import DURABLE, UnitOfWork
 from config import Config, MasterKey
 
 log = logging.getLogger("clinic.db")
 
 PLAIN_PATIENTS_INDEX = "plain_patients"
+UNBOUND_INDEX = "unbound_sealed"
+# The collections holding sealed values, each with this index: only sealed documents, by their mark of being bound,
+# so that a start finds one sealed before values were bound (no mark) in one lookup, however many are bound.
+SEALED_COLLECTIONS = (PATIENTS, PATIENT_VERSIONS, APPOINTMENTS, IDEMPOTENCY)
+UNBOUND_SEALED = pymongo.IndexModel([("bound", 1)], name=UNBOUND_INDEX,
+                                    partialFilterExpression={"sealed": {"$exists": True}})
 
 # Every query the service runs is served by one of these (the link update uses the `_id` index).
 INDEXES = {
@@ -42,17 +48,20 @@ INDEXES = {
         # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
         # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
         pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
+        UNBOUND_SEALED,
     ],
     APPOINTMENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
         pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)],
                            name="doctor_linked_by_date"),
+        UNBOUND_SEALED,
     ],
     AUDIT: [
         pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),
     ],
     PATIENT_VERSIONS: [
         pymongo.IndexModel([("patient_id", 1), ("version", -1)], name="patient_newest"),
+        UNBOUND_SEALED,
     ],
     KEY_VAULT: [
         # As MongoDB's key vault asks: one data key per name, so two workers starting at once make one key.
@@ -63,6 +72,7 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),
         # MongoDB deletes keys a day old by itself; lookups also ignore older ones until it does.
         pymongo.IndexModel([("created_at", 1)], name="expire_after_a_day", expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS),
+        UNBOUND_SEALED,
     ],
 }
 
@@ -128,7 +138,8 @@ class Database:
                 self.values = PlainValues()
             else:
                 self.values = SealedValues(FieldEncryption.open(self.db, self.key_vault_client, self.master_key),
-                                           plain_patients=self._plain_patients_remain())
+                                           plain_patients=self._plain_patients_remain(),
+                                           unbound_values=self._unbound_values_remain())
             transactions, bulk_write = server_abilities(self.client)
             self._batched = bulk_write and self._client_bulk_write
             self._transactions = transactions
@@ -141,6 +152,17 @@ class Database:
         if next(plain, None) is None:
             return False
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
+        return True
+
+    def _unbound_values_remain(self) -> bool:
+        """Tell whether values sealed before they were bound to their records remain, saying how to bind them."""
+        remaining = [collection for collection in SEALED_COLLECTIONS
+                     if next(self.db[collection].find(UNBOUND, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
+        if not remaining:
+            return False
+        # Read until then, wherever they are found: only a bound value is refused in another record.
+        log.warning("values encrypted before they were bound to their records remain in %s: run "
+                    "`flask --app wsgi encrypt-existing`", ", ".join(remaining))
         return True
 
     def try_prepare(self) -> None:

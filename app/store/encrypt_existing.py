@@ -1,6 +1,7 @@
-"""Seal in place the patient values written before field encryption: idempotent, resumable, safe beside traffic."""
+"""Seal in place the patient values written before field encryption, and bind those sealed before values were bound
+to their records: idempotent, resumable, safe beside traffic."""
 from app.store.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
-from app.store.sealing import PLAIN_SEARCH_FIELDS, PlainValues
+from app.store.sealing import PLAIN_SEARCH_FIELDS, UNBOUND, PlainValues
 
 PLAIN = PlainValues()
 # What is still plain in each collection: documents without a sealed value (answers: a plain body or digest).
@@ -8,6 +9,8 @@ NOT_SEALED = {"sealed": {"$exists": False}}
 PLAIN_ANSWERS = {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}
 # Appointments written before encryption with a reason for the visit in plain.
 PLAIN_REASONS = {"reason": {"$exists": True}, **NOT_SEALED}
+# The kind of sealed value each collection holds (app.store.sealing.RECORD_FIELDS says what binds it).
+SEALED_KINDS = {PATIENTS: "patient", PATIENT_VERSIONS: "version", IDEMPOTENCY: "answer", APPOINTMENTS: "appointment"}
 
 
 def encrypt_existing(db, values):
@@ -20,6 +23,26 @@ def encrypt_existing(db, values):
         IDEMPOTENCY: sum(_seal_answer(db, values, stored) for stored in db[IDEMPOTENCY].find(PLAIN_ANSWERS)),
         APPOINTMENTS: sum(_seal_appointment(db, values, stored) for stored in db[APPOINTMENTS].find(PLAIN_REASONS)),
     }
+
+
+def bind_existing(db, values):
+    """Bind every sealed value not marked bound to the record it is in; return how many of each were bound."""
+    # A value sealed before binding says nothing of where it belongs: it is bound to the record it is found in.
+    return {collection: sum(_bind(db, values, collection, stored) for stored in db[collection].find(UNBOUND))
+            for collection in SEALED_KINDS}
+
+
+def still_unbound(db):
+    """Return how many documents of each collection hold a sealed value not marked bound."""
+    return {collection: db[collection].count_documents(UNBOUND) for collection in SEALED_KINDS}
+
+
+def _bind(db, values, collection, stored):
+    """Bind one sealed value to its record unless its record changed since it was read; tell whether it was bound."""
+    update = values.rebound(SEALED_KINDS[collection], stored)
+    # The very value read: any change since (the service's, which binds it) re-sealed it, and is left as it is.
+    result = db[collection].update_one({"_id": stored["_id"], "sealed": stored["sealed"]}, {"$set": update})
+    return result.modified_count if "sealed" in update else 0
 
 
 def still_plain(db):
@@ -39,7 +62,7 @@ def _seal_patient(db, values, stored):
     # Every change moves the version on: matching the version read means nothing was changed since.
     result = db[PATIENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, "version": stored.get("version")},
-        {"$set": values.patient(stored["doctor_id"], fields), "$unset": plain_names})
+        {"$set": values.patient(stored["_id"], stored["doctor_id"], fields), "$unset": plain_names})
     return result.modified_count
 
 
@@ -47,7 +70,9 @@ def _seal_version(db, values, stored):
     """Seal one plain earlier version (versions never change)."""
     result = db[PATIENT_VERSIONS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}},
-        {"$set": values.version(PLAIN.version_fields(stored)), "$unset": {"patient": ""}})
+        {"$set": values.version(stored["patient_id"], stored["doctor_id"], stored["version"],
+                                PLAIN.version_fields(stored)),
+         "$unset": {"patient": ""}})
     return result.modified_count
 
 
@@ -56,7 +81,7 @@ def _seal_appointment(db, values, stored):
     private = {name: stored[name] for name in ("reason",) if name in stored}
     result = db[APPOINTMENTS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}, **private},
-        {"$set": values.appointment(private), "$unset": dict.fromkeys(private, "")})
+        {"$set": values.appointment(stored["_id"], stored["doctor_id"], private), "$unset": dict.fromkeys(private, "")})
     return result.modified_count
 
 
@@ -64,7 +89,7 @@ def _seal_answer(db, values, stored):
     """Seal one stored answer and key its request digest, unless its request settled it since it was read."""
     update = {"$set": {}, "$unset": {}}
     if "body" in stored:
-        update["$set"].update(values.answer(stored["body"]))
+        update["$set"].update(values.answer(stored["_id"], stored["doctor_id"], stored["body"]))
         update["$unset"]["body"] = ""
     if "fingerprint" in stored:
         update["$set"].update(values.request_fingerprint(stored["fingerprint"]))

@@ -30,3 +30,7 @@ class KeyStillClaimed(Exception):
 
 class KeptWork(Exception):
     """An outcome the steps raise whose writes the unit of work keeps instead of rolling back."""
+
+
+class NotSealedForThisRecord(Exception):
+    """A stored record's sealed value belongs to another record (copied), or to none when none should remain."""

@@ -8,7 +8,7 @@ from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from app.store.errors import AnsweredBefore, KeyStillClaimed
-from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, now
+from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, checked, now
 from app.store.sealing import PlainValues
 from app.store.writes import BatchedWrites, CommandWrites
 
@@ -21,9 +21,10 @@ TTL = datetime.timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
 
 @dataclass(frozen=True)
 class Claim:
-    """A key this request holds: its record, and the claim time that proves it is still ours."""
+    """A key this request holds: its record, its doctor, and the claim time that proves it is still ours."""
 
     record_id: ObjectId
+    doctor_id: str
     claimed_at: datetime.datetime
 
     def is_ours(self) -> dict[str, Any]:
@@ -44,8 +45,8 @@ class IdempotencyStore:
         return self._values.same_request(record, fingerprint)
 
     def answer_body(self, record: dict[str, Any]) -> Any:
-        """Return the body of a record's stored answer."""
-        return self._values.answer_body(record)
+        """Return the body of a record's stored answer, refusing one stored for another key."""
+        return checked(IDEMPOTENCY, record, self._values.answer_body)
 
     def claim(self, doctor_id: str, key: str, fingerprint: str) -> Claim:
         """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
@@ -56,7 +57,7 @@ class IdempotencyStore:
                       "claimed_at": moment}
             try:
                 self._keys.insert_one(record)
-                return Claim(record["_id"], moment)
+                return Claim(record["_id"], doctor_id, moment)
             except DuplicateKeyError:
                 existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
             if existing is None:
@@ -65,7 +66,7 @@ class IdempotencyStore:
                 self._keys.delete_one({"_id": existing["_id"], "created_at": existing["created_at"]})
                 continue
             if self._take_over_abandoned(existing, fingerprint, moment):
-                return Claim(existing["_id"], moment)
+                return Claim(existing["_id"], doctor_id, moment)
             raise AnsweredBefore(existing)
         existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
         if existing is None:
@@ -90,7 +91,8 @@ class IdempotencyStore:
 
         With a unit of work's writes, the answer is written among them (in its transaction, or its batch).
         """
-        answer = {"$set": {"state": "done", "status": status, **self._values.answer(body), "headers": headers}}
+        sealed = self._values.answer(claim.record_id, claim.doctor_id, body)
+        answer = {"$set": {"state": "done", "status": status, **sealed, "headers": headers}}
         if writes is not None:
             return writes.update(IDEMPOTENCY, claim.is_ours(), answer)
         return self._keys.update_one(claim.is_ours(), answer).matched_count == 1

@@ -1,5 +1,6 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -9,8 +10,11 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
 from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
+from app.store.errors import NotSealedForThisRecord
 from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
 from app.store.writes import BatchedWrites, CommandWrites
+
+log = logging.getLogger("clinic.db")
 
 PATIENTS = "patients"
 APPOINTMENTS = "appointments"
@@ -49,6 +53,27 @@ def patient_record(stored: dict[str, Any], values: PlainValues) -> dict[str, Any
     # Patients stored before versions existed are at their first version, last changed when created.
     return {**public_patient(stored, values), "version": stored.get("version", FIRST_VERSION),
             "updated_at": stored.get("updated_at", stored.get("created_at")), "updated_by": stored.get("updated_by")}
+
+
+def checked(collection: str, stored: dict[str, Any], shape: Callable[[dict[str, Any]], Any]) -> Any:
+    """Shape a stored record, logging which one (collection and id, no values) failed its integrity check."""
+    try:
+        return shape(stored)
+    except NotSealedForThisRecord:
+        log.error("stored record failed its integrity check (its sealed value is not bound to it): %s %s",
+                  collection, stored.get("_id"))
+        raise
+
+
+def readable(collection: str, stored: Iterable[dict[str, Any]], shape: Callable[[dict[str, Any]], Any]) -> list[Any]:
+    """Shape each stored record of a list, leaving out (and logging) any that fails its integrity check."""
+    shaped = []
+    for document in stored:
+        try:
+            shaped.append(checked(collection, document, shape))
+        except NotSealedForThisRecord:
+            continue  # the rest of the list is still answered
+    return shaped
 
 
 def own_fields(patient: dict[str, Any]) -> dict[str, Any]:
@@ -146,9 +171,9 @@ class Records:
 
     def add_patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Store a new patient of this doctor at its first version and return it."""
-        moment, actor = now(), self._actor()
+        moment, actor, patient_id = now(), self._actor(), ObjectId()
         # The current version lives on the patient itself, so creating one costs no command beyond its insert.
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, **self._values.patient(doctor_id, fields),
+        document = {"_id": patient_id, "doctor_id": doctor_id, **self._values.patient(patient_id, doctor_id, fields),
                     "created_at": moment, "version": FIRST_VERSION, "updated_at": moment, "updated_by": actor}
         self._insert(PATIENTS, document)
         # Shaped from the fields given rather than read back: unsealing what was just sealed would cost a decryption.
@@ -158,7 +183,7 @@ class Records:
     def find_patient(self, patient_id: str) -> dict[str, Any] | None:
         """Return the patient with this id, with its version, or None."""
         stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
-        return None if stored is None else patient_record(stored, self._values)
+        return None if stored is None else checked(PATIENTS, stored, lambda found: patient_record(found, self._values))
 
     def correct_patient(self, patient: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
         """Replace the patient's own fields if it is still at the version read, keeping that version in its history.
@@ -169,11 +194,13 @@ class Records:
         version = patient["version"]
         # The version being replaced goes to the history first: on a rollback without transactions, undo() can
         # delete an insert, not restore an update.
+        doctor_id = patient["doctor_id"]
         self._insert(PATIENT_VERSIONS, {
-            "_id": ObjectId(), "patient_id": patient_id, "doctor_id": patient["doctor_id"], "version": version,
-            "at": patient["updated_at"], "actor": patient["updated_by"], **self._values.version(own_fields(patient))})
+            "_id": ObjectId(), "patient_id": patient_id, "doctor_id": doctor_id, "version": version,
+            "at": patient["updated_at"], "actor": patient["updated_by"],
+            **self._values.version(patient_id, doctor_id, version, own_fields(patient))})
         moment, actor = now(), self._actor()
-        stored = self._values.patient(patient["doctor_id"], fields)
+        stored = self._values.patient(patient_id, doctor_id, fields)
         # Whatever the old form held that the new one does not: a removed field, or a plain record's values when
         # it is stored sealed from now on.
         removed = {name: "" for name in (*own_fields(patient), *SEALED_FIELDS, *PLAIN_SEARCH_FIELDS)
@@ -200,13 +227,16 @@ class Records:
         cursor = self._db[PATIENT_VERSIONS].find(
             {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], "version": {"$lt": below}},
             session=self._session)
-        kept = cursor.sort([("version", -1)]).limit(limit + 1 - len(entries))
-        entries.extend(version_entry(stored["patient_id"], stored["doctor_id"], self._values.version_fields(stored),
-                                     stored["version"], stored["at"], stored["actor"]) for stored in kept)
+        kept = list(cursor.sort([("version", -1)]).limit(limit + 1 - len(entries)))
         next_cursor = None
-        if len(entries) > limit:
-            entries = entries[:limit]
-            next_cursor = encode_version_cursor(entries[-1]["version"], patient["_id"])
+        if len(entries) + len(kept) > limit:
+            kept = kept[:limit - len(entries)]
+            # From what was read, not what is shown: a version left out still moves the cursor past it.
+            next_cursor = encode_version_cursor(kept[-1]["version"] if kept else entries[-1]["version"],
+                                                patient["_id"])
+        entries.extend(readable(PATIENT_VERSIONS, kept, lambda stored: version_entry(
+            stored["patient_id"], stored["doctor_id"], self._values.version_fields(stored), stored["version"],
+            stored["at"], stored["actor"])))
         return entries, next_cursor
 
     def list_patients(self, doctor_id: str, limit: int, after: str | None = None, name_prefix: str | None = None,
@@ -223,8 +253,9 @@ class Records:
 
     def add_appointment(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Store a new appointment of this doctor, without a patient, and return it."""
-        document = {"_id": ObjectId(), "doctor_id": doctor_id, "patient_id": None}
-        self._insert(APPOINTMENTS, {**document, **self._values.appointment(fields)})
+        appointment_id = ObjectId()
+        document = {"_id": appointment_id, "doctor_id": doctor_id, "patient_id": None}
+        self._insert(APPOINTMENTS, {**document, **self._values.appointment(appointment_id, doctor_id, fields)})
         # Shaped from the fields given: unsealing what was just sealed would cost a decryption.
         return {**document, "_id": str(document["_id"]), **fields}
 
@@ -248,13 +279,15 @@ class Records:
         next_cursor = None
         if len(stored) > limit:
             stored = stored[:limit]
+            # From what was read, not what is shown: a record left out still moves the cursor past it.
             next_cursor = encode_cursor(stored[-1][field], stored[-1]["_id"])
-        return [shape(document) for document in stored], next_cursor
+        return readable(collection, stored, shape), next_cursor
 
     def find_appointment(self, appointment_id: str) -> dict[str, Any] | None:
         """Return the appointment with this id, or None."""
         stored = self._db[APPOINTMENTS].find_one({"_id": object_id(appointment_id)}, session=self._session)
-        return None if stored is None else public_appointment(stored, self._values)
+        return None if stored is None else checked(APPOINTMENTS, stored,
+                                                   lambda found: public_appointment(found, self._values))
 
     def link_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""

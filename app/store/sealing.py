@@ -3,16 +3,36 @@ import hmac
 import re
 from typing import Any
 
+from bson import ObjectId
+
+from app.store.errors import NotSealedForThisRecord
 from app.store.field_encryption import FieldEncryption
 
 # What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
-# (with lower-cased names for the search), or one sealed value and its blind indexes.
-SEALED_FIELDS = ("sealed", "name_index", "birth_index")
+# (with lower-cased names for the search), or one sealed value, its mark of being bound, and its blind indexes.
+SEALED_FIELDS = ("sealed", "bound", "name_index", "birth_index")
 PLAIN_SEARCH_FIELDS = ("name_keys",)
 # A patient stored plain (written before encryption, or with it off): its names are required, so always there.
 PLAIN_PATIENTS = {"firstName": {"$exists": True}}
 # An appointment's own fields that stay plain: its time, which lists sort by. The reason for a visit is sealed.
 PLAIN_APPOINTMENT_FIELDS = ("date",)
+# A sealed value is bound to its record: sealed together with the fields of its document that say which record it
+# is and whose, and refused when opened in a document whose fields differ (copied into another record). Explicit
+# encryption takes no associated data, so the binding goes inside the sealed plaintext, beside the value.
+RECORD_FIELDS = {
+    "patient": ("_id", "doctor_id"),
+    "version": ("patient_id", "version", "doctor_id"),
+    "appointment": ("_id", "doctor_id"),
+    "answer": ("_id", "doctor_id"),  # the idempotency key's own record: another key's answer is not this one's
+}
+BOUND_TO = "bound_to"
+# Documents holding a sealed value without the mark that it is bound: sealed before values were bound.
+UNBOUND = {"sealed": {"$exists": True}, "bound": None}
+
+
+def bound_to(kind: str, document: dict[str, Any]) -> dict[str, Any]:
+    """Return what a sealed value of this kind is bound to: the kind, and its document's fields naming its record."""
+    return {"kind": kind, **{name: document.get(name) for name in RECORD_FIELDS[kind]}}
 
 
 class SealedWithoutKey(RuntimeError):
@@ -28,7 +48,7 @@ def _refuse_sealed(stored: dict[str, Any], what: str) -> None:
 class PlainValues:
     """Patient values stored as given: FIELD_ENCRYPTION=off, and every record written before encryption."""
 
-    def patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def patient(self, patient_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of a patient's own fields."""
         return {**fields, "name_keys": [fields["firstName"].lower(), fields["lastName"].lower()]}
 
@@ -38,11 +58,11 @@ class PlainValues:
         return {name: value for name, value in stored.items()
                 if name not in internal and name not in SEALED_FIELDS and name not in PLAIN_SEARCH_FIELDS}
 
-    def version(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def version(self, patient_id: ObjectId, doctor_id: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of the fields of a patient's earlier version."""
         return {"patient": fields}
 
-    def appointment(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def appointment(self, appointment_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of an appointment's own fields."""
         return fields
 
@@ -68,7 +88,7 @@ class PlainValues:
     def close(self) -> None:
         """Release what these values hold (nothing, stored plain)."""
 
-    def answer(self, body: Any) -> dict[str, Any]:
+    def answer(self, record_id: ObjectId, doctor_id: str, body: Any) -> dict[str, Any]:
         """Return what is stored of an idempotent request's answer body."""
         return {"body": body}
 
@@ -89,18 +109,48 @@ class PlainValues:
 class SealedValues(PlainValues):
     """Patient values sealed by field encryption: the database only sees ciphertexts and keyed blind indexes.
 
-    Records written in plain before encryption are still read until `flask encrypt-existing` seals them (a
-    change to one stores it sealed), and found by the searches if there were any when the service started.
+    Each sealed value is bound to its record (RECORD_FIELDS), and refused (NotSealedForThisRecord) when found in
+    another. Records written in plain before encryption are still read until `flask encrypt-existing` seals them
+    (a change to one stores it sealed), and found by the searches if there were any when the service started.
     """
 
-    def __init__(self, encryption: FieldEncryption, plain_patients: bool) -> None:
+    def __init__(self, encryption: FieldEncryption, plain_patients: bool, unbound_values: bool = False) -> None:
         self._encryption = encryption
         # Searching both forms takes an $or, which some servers answer by scanning: only while plain ones remain.
         self._plain_patients = plain_patients
+        # Values sealed before they were bound carry nothing to check, so they are read wherever they are found:
+        # only while the database held some when the service started (encrypt-existing binds them in place).
+        # The binding protects a value from the moment it is bound.
+        self._unbound_values = unbound_values
 
-    def patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    def _seal(self, kind: str, record: dict[str, Any], value: Any) -> dict[str, Any]:
+        """Seal a value together with the record it belongs to (one encryption), marked as bound."""
+        return {"sealed": self._encryption.seal({BOUND_TO: bound_to(kind, record), "value": value}), "bound": True}
+
+    def _open(self, kind: str, stored: dict[str, Any]) -> Any:
+        """Unseal a stored document's value, refusing one sealed for another record."""
+        opened = self._encryption.unseal(stored["sealed"])
+        if isinstance(opened, dict) and BOUND_TO in opened:
+            if opened[BOUND_TO] != bound_to(kind, stored):
+                raise NotSealedForThisRecord()
+            return opened["value"]
+        # No value of ours ever had this key (patient fields, a reason, an answer envelope): sealed before binding.
+        if not self._unbound_values:
+            raise NotSealedForThisRecord()
+        return opened
+
+    def rebound(self, kind: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """Return what to set on a document whose value is not marked bound: its value bound to it, or the mark."""
+        opened = self._encryption.unseal(stored["sealed"])
+        if isinstance(opened, dict) and BOUND_TO in opened:
+            # Bound already (to this record, or copied from another, which every read refuses): only the mark.
+            return {"bound": True}
+        return self._seal(kind, stored, opened)
+
+    def patient(self, patient_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return a patient's own fields as one sealed value, with the blind indexes its searches use."""
-        stored = {"sealed": self._encryption.seal(fields), "name_index": self._name_index(doctor_id, fields)}
+        stored = {**self._seal("patient", {"_id": patient_id, "doctor_id": doctor_id}, fields),
+                  "name_index": self._name_index(doctor_id, fields)}
         if "dateOfBirth" in fields:
             stored["birth_index"] = self._encryption.blind("birth", doctor_id, fields["dateOfBirth"])
         return stored
@@ -114,31 +164,35 @@ class SealedValues(PlainValues):
     def patient_fields(self, stored: dict[str, Any], internal: tuple[str, ...]) -> dict[str, Any]:
         """Return a stored patient's own fields, unsealing them (or reading a plain record as it is)."""
         if "sealed" in stored:
-            return self._encryption.unseal(stored["sealed"])
+            fields: dict[str, Any] = self._open("patient", stored)
+            return fields
         return super().patient_fields(stored, internal)
 
-    def version(self, fields: dict[str, Any]) -> dict[str, Any]:
-        """Return an earlier version's fields as one sealed value."""
-        return {"sealed": self._encryption.seal(fields)}
+    def version(self, patient_id: ObjectId, doctor_id: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
+        """Return an earlier version's fields as one sealed value, bound to its patient and version."""
+        return self._seal("version", {"patient_id": patient_id, "version": version, "doctor_id": doctor_id}, fields)
 
-    def appointment(self, fields: dict[str, Any]) -> dict[str, Any]:
+    def appointment(self, appointment_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return an appointment's time as it is and the rest (the reason for the visit) as one sealed value."""
         stored = {name: value for name, value in fields.items() if name in PLAIN_APPOINTMENT_FIELDS}
         private = {name: value for name, value in fields.items() if name not in PLAIN_APPOINTMENT_FIELDS}
         if private:
-            stored["sealed"] = self._encryption.seal(private)
+            stored.update(self._seal("appointment", {"_id": appointment_id, "doctor_id": doctor_id}, private))
         return stored
 
     def appointment_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return a stored appointment with its sealed fields opened (or a plain one as it is)."""
         if "sealed" not in stored:
             return super().appointment_fields(stored)
-        opened = {name: value for name, value in stored.items() if name != "sealed"}
-        return {**opened, **self._encryption.unseal(stored["sealed"])}
+        opened = {name: value for name, value in stored.items() if name not in ("sealed", "bound")}
+        return {**opened, **self._open("appointment", stored)}
 
     def version_fields(self, stored: dict[str, Any]) -> dict[str, Any]:
         """Return the fields of a stored earlier version, sealed or plain."""
-        return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().version_fields(stored)
+        if "sealed" in stored:
+            fields: dict[str, Any] = self._open("version", stored)
+            return fields
+        return super().version_fields(stored)
 
     def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
         """Match the prefix's blind index, or a plain record's lower-cased names."""
@@ -154,13 +208,13 @@ class SealedValues(PlainValues):
         """Release the data key's libmongocrypt handle."""
         self._encryption.close()
 
-    def answer(self, body: Any) -> dict[str, Any]:
-        """Seal an answer body: it may hold a whole patient (a 201, the documented 404)."""
-        return {"sealed": self._encryption.seal(body)}
+    def answer(self, record_id: ObjectId, doctor_id: str, body: Any) -> dict[str, Any]:
+        """Seal an answer body, bound to its key's record: it may hold a whole patient (a 201, the documented 404)."""
+        return self._seal("answer", {"_id": record_id, "doctor_id": doctor_id}, body)
 
     def answer_body(self, stored: dict[str, Any]) -> Any:
         """Return a stored answer body, sealed or plain."""
-        return self._encryption.unseal(stored["sealed"]) if "sealed" in stored else super().answer_body(stored)
+        return self._open("answer", stored) if "sealed" in stored else super().answer_body(stored)
 
     def request_fingerprint(self, digest: str) -> dict[str, Any]:
         """Key the request digest: a bare hash of a body would let anyone confirm a guessed patient record."""

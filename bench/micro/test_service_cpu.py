@@ -8,6 +8,7 @@ import datetime
 
 import mongomock
 import pytest
+from bson import ObjectId
 
 from app import create_app
 from app.http import patients
@@ -62,12 +63,13 @@ def test_verify_an_hs256_token(benchmark):
 
 
 def test_seal_a_patient_and_its_blind_indexes(benchmark, values, fields):
-    stored = benchmark(values.patient, DOCTOR, fields)
-    assert set(stored) == {"sealed", "name_index", "birth_index"}
+    stored = benchmark(values.patient, ObjectId(), DOCTOR, fields)
+    assert set(stored) == {"sealed", "bound", "name_index", "birth_index"}
 
 
 def test_unseal_a_patient(benchmark, values, fields):
-    stored = {"_id": "x", "doctor_id": DOCTOR, **values.patient(DOCTOR, fields)}
+    patient_id = ObjectId()
+    stored = {"_id": patient_id, "doctor_id": DOCTOR, **values.patient(patient_id, DOCTOR, fields)}
     assert benchmark(values.patient_fields, stored, INTERNAL_PATIENT_FIELDS) == fields
 
 

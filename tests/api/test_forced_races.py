@@ -131,8 +131,8 @@ def test_patch_answers_412_and_keeps_the_other_correction_when_it_came_after_the
     patient_id = add_patient()
     # The competitor's correction as the service would store it: its fields sealed, at the next version.
     values = app.extensions["clinic.db"].values
-    theirs = {**values.patient("doctor_a", {"firstName": "Jane", "lastName": "Smyth"}), "version": 2,
-              "updated_at": datetime.datetime.now(datetime.timezone.utc), "updated_by": "doctor_a"}
+    theirs = {**values.patient(ObjectId(patient_id), "doctor_a", {"firstName": "Jane", "lastName": "Smyth"}),
+              "version": 2, "updated_at": datetime.datetime.now(datetime.timezone.utc), "updated_by": "doctor_a"}
 
     def correct():
         result = db.patients.update_one({"_id": ObjectId(patient_id), "version": 1}, {"$set": theirs})

@@ -18,7 +18,7 @@ def add_patient(app, db):
     def add(doctor_id="doctor_a", first="Jane", last="Smith", **fields):
         patient_id = ObjectId()
         own = {"firstName": first, "lastName": last, **fields}
-        db.patients.insert_one({"_id": patient_id, "doctor_id": doctor_id, **values.patient(doctor_id, own),
+        db.patients.insert_one({"_id": patient_id, "doctor_id": doctor_id, **values.patient(patient_id, doctor_id, own),
                                 "created_at": datetime.datetime.now(datetime.timezone.utc)})
         return str(patient_id)
 
