@@ -10,6 +10,7 @@ from pymongo.database import Database
 
 from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
 from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
+from app.store.showable import UNSHOWABLE, showable
 from app.store.writes import BatchedWrites, CommandWrites
 
 PATIENTS = "patients"
@@ -27,6 +28,9 @@ OUTCOME_OK, OUTCOME_CREATED = 200, 201
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
 INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
+# An appointment's own fields besides its ids. Another program (the clinic's scheduler) may have stored anything
+# there, or nothing: they are shown as stored. Whatever else it stored is not shown.
+APPOINTMENT_FIELDS = ("date", "reason")
 # What a listing returns: one page of items as callers see them, and the cursor of the next page (None on the last).
 Page = tuple[list[dict[str, Any]], str | None]
 # What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields).
@@ -62,12 +66,32 @@ def version_entry(patient_id: str | ObjectId, doctor_id: str, fields: dict[str, 
     return {"_id": str(patient_id), "doctor_id": doctor_id, **fields, "version": version, "at": at, "actor": actor}
 
 
+def exactly(value: Any) -> dict[str, Any]:
+    """Return the filter matching a field that holds this value itself, not a list holding it among others."""
+    return {"$eq": value, "$not": {"$type": "array"}}
+
+
+def stored_patient_id(patient_id: Any) -> Any:
+    """Return a patient id as stored: an ObjectId for 24-hex text, any other value another program wrote as it is."""
+    return object_id(patient_id) if isinstance(patient_id, str) and ObjectId.is_valid(patient_id) else patient_id
+
+
 def public_appointment(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
-    """Shape a stored appointment as callers see it: string ids, its sealed fields opened by values."""
-    appointment = values.appointment_fields(stored)
-    appointment["_id"] = str(stored["_id"])
-    if stored.get("patient_id") is not None:
-        appointment["patient_id"] = str(stored["patient_id"])
+    """Shape a stored appointment as callers see it: string ids, its own fields as stored, sealed ones opened.
+
+    A value JSON cannot carry is left out. So is a doctor_id that is not text: such an appointment is no doctor's.
+    """
+    opened = values.appointment_fields(stored)
+    appointment: dict[str, Any] = {"_id": str(stored["_id"])}
+    if isinstance(opened.get("doctor_id"), str):
+        appointment["doctor_id"] = opened["doctor_id"]
+    # A patient_id the scheduler did not write at all is free, as a null one is.
+    own = {"patient_id": opened.get("patient_id"),
+           **{name: opened[name] for name in APPOINTMENT_FIELDS if name in opened}}
+    for name, value in own.items():
+        value = showable(value)
+        if value is not UNSHOWABLE:
+            appointment[name] = value
     return appointment
 
 
@@ -121,7 +145,7 @@ class Records:
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
         # rollback without transactions can undo them.
         self.inserted: list[tuple[str, ObjectId]] = []
-        self.relinked: list[tuple[ObjectId, ObjectId | None, ObjectId | None]] = []
+        self.relinked: list[tuple[ObjectId, ObjectId | None, Any]] = []
 
     @property
     def db(self) -> Database[dict[str, Any]]:
@@ -231,7 +255,7 @@ class Records:
     def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
                           linked: bool | None = None) -> Page:
         """Return one page of the doctor's appointments by date, and the cursor of the next page."""
-        query: dict[str, Any] = {"doctor_id": doctor_id}
+        query: dict[str, Any] = {"doctor_id": exactly(doctor_id)}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
         return self._page(APPOINTMENTS, query, "date", limit, after, descending=False,
@@ -260,21 +284,23 @@ class Records:
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""
         # An update rather than findAndModify: the matched count is all we need, and
         # findAndModify is far slower on some servers (see the add_and_link issue).
-        linked = self.writes.update(APPOINTMENTS,
-                                    {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": None},
+        # None matches an absent patient_id too; exactly: a list of doctors holding this one is not theirs.
+        linked = self.writes.update(APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": exactly(doctor_id),
+                                                   "patient_id": None},
                                     {"$set": {"patient_id": object_id(patient_id)}})
         if linked:
             self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
         return linked
 
-    def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
+    def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: Any) -> bool:
         """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
-        freed = self.writes.update(
-            APPOINTMENTS,
-            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
-            {"$set": {"patient_id": None}})
+        was = stored_patient_id(patient_id)
+        # Either form of the id: the scheduler may have stored it as text.
+        freed = self.writes.update(APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": exactly(doctor_id),
+                                                  "patient_id": {"$in": [was, patient_id]}},
+                                   {"$set": {"patient_id": None}})
         if freed:
-            self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))
+            self.relinked.append((object_id(appointment_id), None, was))
         return freed
 
     def audit(self, *events: AuditEvent) -> None:
