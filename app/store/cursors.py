@@ -7,9 +7,11 @@ from bson import ObjectId
 
 from app.store.errors import InvalidCursor
 
-# `<milliseconds since 1970>_<24-hex id>`: a shape the OpenAPI document can state exactly, so every cursor
-# it allows is one the service accepts.
-CURSOR = re.compile(r"^-?[0-9]{1,15}_[0-9a-fA-F]{24}\Z")
+# `<milliseconds since 1970>_<24-hex id>` resumes among items whose sort field holds a date; a bare `<24-hex id>`
+# resumes among those whose field holds anything else (an appointment another program wrote), which follow by id.
+# Shapes the OpenAPI document can state exactly, so every cursor it allows is one the service reads (a history,
+# whose versions are all numbers, refuses the second).
+CURSOR = re.compile(r"^(-?[0-9]{1,15}_)?[0-9a-fA-F]{24}\Z")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MILLISECOND = datetime.timedelta(milliseconds=1)
 _FIRST_MILLIS = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // _MILLISECOND
@@ -22,9 +24,19 @@ def encode_cursor(moment: datetime.datetime, document_id: ObjectId) -> str:
     return f"{millis}_{document_id}"
 
 
+def encode_undated_cursor(document_id: ObjectId) -> str:
+    """Return the cursor that resumes after the item with this id, among those whose sort field holds no date."""
+    return str(document_id)
+
+
+def is_undated(cursor: str) -> bool:
+    """Tell whether a cursor resumes among the items whose sort field holds no date."""
+    return "_" not in cursor
+
+
 def _cursor_parts(cursor: str) -> tuple[int, str]:
-    """Return the number and the 24-hex id of a cursor, refusing anything not shaped like ours."""
-    if not CURSOR.match(cursor):
+    """Return the number and the 24-hex id of a cursor, refusing anything not shaped like ours or undated."""
+    if not CURSOR.match(cursor) or is_undated(cursor):
         raise InvalidCursor("Not a cursor this service issued.")
     number, document_id = cursor.split("_")
     return int(number), document_id
@@ -43,6 +55,13 @@ def after_clause(field: str, cursor: str, descending: bool) -> dict[str, Any]:
     moment, document_id = decode_cursor(cursor)
     beyond = "$lt" if descending else "$gt"
     return {"$or": [{field: {beyond: moment}}, {field: moment, "_id": {beyond: document_id}}]}
+
+
+def after_undated_clause(cursor: str) -> dict[str, Any]:
+    """Return the filter that selects items strictly after an undated cursor, in _id order."""
+    if not CURSOR.match(cursor) or not is_undated(cursor):
+        raise InvalidCursor("Not a cursor this service issued.")
+    return {"_id": {"$gt": ObjectId(cursor.lower())}}
 
 
 def encode_version_cursor(version: int, record_id: str) -> str:

@@ -8,7 +8,14 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
+from app.store.cursors import (
+    after_clause,
+    after_undated_clause,
+    encode_cursor,
+    encode_undated_cursor,
+    encode_version_cursor,
+    is_undated,
+)
 from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
 from app.store.showable import UNSHOWABLE, showable
 from app.store.writes import BatchedWrites, CommandWrites
@@ -31,6 +38,9 @@ INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
 # An appointment's own fields besides its ids. Another program (the clinic's scheduler) may have stored anything
 # there, or nothing: they are shown as stored. Whatever else it stored is not shown.
 APPOINTMENT_FIELDS = ("date", "reason")
+# An appointment's date as this service stores it: a date, not a list holding one. Lists show these appointments
+# first, by (date, _id); those another program dated otherwise (text, a number, null, none) follow by _id.
+DATED = {"$type": "date", "$not": {"$type": "array"}}
 # What a listing returns: one page of items as callers see them, and the cursor of the next page (None on the last).
 Page = tuple[list[dict[str, Any]], str | None]
 # What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields).
@@ -254,26 +264,51 @@ class Records:
 
     def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
                           linked: bool | None = None) -> Page:
-        """Return one page of the doctor's appointments by date, and the cursor of the next page."""
-        query: dict[str, Any] = {"doctor_id": exactly(doctor_id)}
+        """Return one page of the doctor's appointments, the dated ones first by date, and the next page's cursor."""
+        # An id that is not an ObjectId fits no cursor (nor a read by id): such an appointment is not listed.
+        query: dict[str, Any] = {"doctor_id": exactly(doctor_id), "_id": {"$type": "objectId"}}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
-        return self._page(APPOINTMENTS, query, "date", limit, after, descending=False,
-                          shape=lambda stored: public_appointment(stored, self._values))
+        dated: list[dict[str, Any]] = []
+        if not (after and is_undated(after)):
+            dated = self._in_order(APPOINTMENTS, {**query, "date": DATED}, "date", limit + 1, after, descending=False)
+        undated: list[dict[str, Any]] = []
+        if len(dated) <= limit:
+            query = {**query, "$nor": [{"date": DATED}]}
+            if after and is_undated(after):
+                query = {"$and": [query, after_undated_clause(after)]}
+            # By (doctor_id, _id), which is by _id for one doctor: the `_id` index cannot serve that sort, so the
+            # planner keeps to this doctor's keys of an appointments index rather than walk every appointment.
+            found = self._db[APPOINTMENTS].find(query, session=self._session)
+            undated = list(found.sort([("doctor_id", 1), ("_id", 1)]).limit(limit + 1 - len(dated)))
+        stored = (dated + undated)[:limit]
+        next_cursor = None
+        if len(dated) + len(undated) > limit:
+            last = stored[-1]
+            next_cursor = (encode_cursor(last["date"], last["_id"]) if len(stored) <= len(dated)
+                           else encode_undated_cursor(last["_id"]))
+        return [public_appointment(document, self._values) for document in stored], next_cursor
 
     def _page(self, collection: str, query: dict[str, Any], field: str, limit: int, after: str | None, descending: bool,
               shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Page:
         """Run a keyset-paginated query on (field, _id); a page never skips or repeats an item."""
-        if after:
-            query = {"$and": [query, after_clause(field, after, descending)]}
-        direction = -1 if descending else 1
-        cursor = self._db[collection].find(query, session=self._session)
-        stored = list(cursor.sort([(field, direction), ("_id", direction)]).limit(limit + 1))
+        if after and is_undated(after):
+            return [], None  # this list's field always holds a date (this service wrote it): nothing follows
+        stored = self._in_order(collection, query, field, limit + 1, after, descending)
         next_cursor = None
         if len(stored) > limit:
             stored = stored[:limit]
             next_cursor = encode_cursor(stored[-1][field], stored[-1]["_id"])
         return [shape(document) for document in stored], next_cursor
+
+    def _in_order(self, collection: str, query: dict[str, Any], field: str, count: int, after: str | None,
+                  descending: bool) -> list[dict[str, Any]]:
+        """Return up to count documents matching query, after the cursor in (field, _id) order."""
+        if after:
+            query = {"$and": [query, after_clause(field, after, descending)]}
+        direction = -1 if descending else 1
+        cursor = self._db[collection].find(query, session=self._session)
+        return list(cursor.sort([(field, direction), ("_id", direction)]).limit(count))
 
     def find_appointment(self, appointment_id: str) -> dict[str, Any] | None:
         """Return the appointment with this id, or None."""
