@@ -242,9 +242,12 @@ class AddAndLinkSchema(PatientSchema):
     appointment_id = ObjectIdString(required=True, load_only=True)
 
 
-# What the document says of an appointment's date: the service writes it, but so does the clinic's scheduler.
+# What the document says of an appointment's date and reason: the service writes them, but so does the clinic's
+# scheduler, whose values are shown as stored.
 STORED_DATE = ("When, in UTC. An appointment written by another program (the clinic's scheduler) shows its date as "
                "stored (text, a number, null), or leaves it out when JSON cannot carry it")
+STORED_REASON = ("Why the patient comes. An appointment written by another program shows its reason as stored, "
+                 "or leaves it out when JSON cannot carry it")
 
 
 class AppointmentSchema(StrictSchema):
@@ -254,7 +257,7 @@ class AppointmentSchema(StrictSchema):
     doctor_id = fields.String(dump_only=True)
     patient_id = StoredString(dump_only=True, allow_none=True)
     date = UtcDateTime(required=True, metadata={"description": STORED_DATE})
-    reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX))
+    reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX), metadata={"description": STORED_REASON})
 
 
 class LinkPatientSchema(StrictSchema):
