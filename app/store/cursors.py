@@ -9,8 +9,7 @@ from app.store.errors import InvalidCursor
 
 # `<milliseconds since 1970>_<24-hex id>` resumes among items whose sort field holds a date; a bare `<24-hex id>`
 # resumes among those whose field holds anything else (an appointment another program wrote), which follow by id.
-# Shapes the OpenAPI document can state exactly, so every cursor it allows is one the service reads (a history,
-# whose versions are all numbers, refuses the second).
+# Shapes the OpenAPI document can state exactly, so every cursor it allows is one the service reads.
 CURSOR = re.compile(r"^(-?[0-9]{1,15}_)?[0-9a-fA-F]{24}\Z")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MILLISECOND = datetime.timedelta(milliseconds=1)
@@ -30,8 +29,8 @@ def encode_undated_cursor(document_id: ObjectId) -> str:
 
 
 def is_undated(cursor: str) -> bool:
-    """Tell whether a cursor resumes among the items whose sort field holds no date."""
-    return "_" not in cursor
+    """Tell whether a cursor is ours and resumes among the items whose sort field holds no date."""
+    return CURSOR.match(cursor) is not None and "_" not in cursor
 
 
 def _cursor_parts(cursor: str) -> tuple[int, str]:
@@ -59,7 +58,7 @@ def after_clause(field: str, cursor: str, descending: bool) -> dict[str, Any]:
 
 def after_undated_clause(cursor: str) -> dict[str, Any]:
     """Return the filter that selects items strictly after an undated cursor, in _id order."""
-    if not CURSOR.match(cursor) or not is_undated(cursor):
+    if not is_undated(cursor):
         raise InvalidCursor("Not a cursor this service issued.")
     return {"_id": {"$gt": ObjectId(cursor.lower())}}
 
@@ -71,4 +70,6 @@ def encode_version_cursor(version: int, record_id: str) -> str:
 
 def decode_version_cursor(cursor: str) -> int:
     """Return the version a history cursor resumes below, refusing anything not shaped like ours."""
+    if is_undated(cursor):
+        return 0  # versions are all numbers: below every one, an empty page, as the other lists answer
     return _cursor_parts(cursor)[0]

@@ -254,7 +254,7 @@ def test_a_cursor_into_the_undated_part_is_an_empty_page_of_lists_that_have_none
         response = client.get(f"{path}?uid=doctor_a&after={cursor}", headers=bearer())
         assert (response.status_code, response.get_json()) == (200, {"success": True, "data": [], "next": None})
     history = client.get(f"/patients/{patient['_id']}/history?uid=doctor_a&after={cursor}", headers=bearer())
-    assert (history.status_code, history.get_json()["error"]) == (400, "Invalid cursor")  # versions are numbers
+    assert (history.status_code, history.get_json()) == (200, {"success": True, "data": [], "next": None})
 
 
 def strict_json(response):
