@@ -121,7 +121,7 @@ def read_appointment(appointment_id):
                403: "Token does not allow acting for this doctor"},
 )
 def list_appointments():
-    """Return one page of the doctor's appointments, sorted by date then id."""
+    """Return one page of the doctor's appointments, by date then id; those dated otherwise by another program last."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.appointment_list_query)
     items, next_cursor = database().records().list_appointments(
         doctor_id, query["limit"], after=query.get("after"), linked=query.get("linked"))

@@ -27,7 +27,32 @@ PAGE_DEFAULT = 50
 PAGE_MAX = 200
 
 
-class Text(fields.String):
+def utc_text(moment):
+    """Return a moment as ISO 8601 UTC text ending in `Z`, with milliseconds when it has any."""
+    moment = moment.astimezone(datetime.timezone.utc)
+    spec = "milliseconds" if moment.microsecond else "seconds"
+    return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+
+
+def as_stored(value):
+    """Return a value another program stored (JSON's own values and moments, at any depth) with its moments as text."""
+    if isinstance(value, datetime.datetime):
+        return utc_text(value)
+    if isinstance(value, list):
+        return [as_stored(item) for item in value]
+    if isinstance(value, dict):
+        return {name: as_stored(member) for name, member in value.items()}
+    return value
+
+
+class StoredString(fields.String):
+    """A string as this service writes it; shown as stored when another program wrote a value of another type."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return super()._serialize(value, attr, obj, **kwargs) if isinstance(value, str) else as_stored(value)
+
+
+class Text(StoredString):
     """A string without control characters; free text may keep tabs and line breaks."""
 
     def __init__(self, *, free_text=False, **kwargs):
@@ -80,7 +105,10 @@ def latest_birth_date():
 
 
 class UtcDateTime(fields.AwareDateTime):
-    """An ISO 8601 date-time with a time zone, stored as UTC at millisecond precision, shown with `Z`."""
+    """An ISO 8601 date-time with a time zone, stored as UTC at millisecond precision, shown with `Z`.
+
+    A value of another type that another program stored (text, a number, null) is shown as stored.
+    """
 
     def __init__(self, **kwargs):
         super().__init__(format="iso", **kwargs)
@@ -96,11 +124,7 @@ class UtcDateTime(fields.AwareDateTime):
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
     def _serialize(self, value, attr, obj, **kwargs):
-        if value is None:
-            return None
-        moment = value.astimezone(datetime.timezone.utc)
-        spec = "milliseconds" if moment.microsecond else "seconds"
-        return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
+        return as_stored(value)
 
 
 class StrictSchema(Schema):
@@ -218,14 +242,22 @@ class AddAndLinkSchema(PatientSchema):
     appointment_id = ObjectIdString(required=True, load_only=True)
 
 
+# What the document says of an appointment's date and reason: the service writes them, but so does the clinic's
+# scheduler, whose values are shown as stored.
+STORED_DATE = ("When, in UTC. An appointment written by another program (the clinic's scheduler) shows its date as "
+               "stored (text, a number, null), or leaves it out when JSON cannot carry it")
+STORED_REASON = ("Why the patient comes. An appointment written by another program shows its reason as stored, "
+                 "or leaves it out when JSON cannot carry it")
+
+
 class AppointmentSchema(StrictSchema):
     """An appointment as created and returned; it is always created without a patient."""
 
     id = fields.String(attribute="_id", data_key="_id", dump_only=True)
     doctor_id = fields.String(dump_only=True)
-    patient_id = fields.String(dump_only=True, allow_none=True)
-    date = UtcDateTime(required=True)
-    reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX))
+    patient_id = StoredString(dump_only=True, allow_none=True)
+    date = UtcDateTime(required=True, metadata={"description": STORED_DATE})
+    reason = Text(free_text=True, validate=validate.Length(max=REASON_MAX), metadata={"description": STORED_REASON})
 
 
 class LinkPatientSchema(StrictSchema):

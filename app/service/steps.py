@@ -167,7 +167,7 @@ def appointment_of(records: Records, doctor_id: str, appointment_id: str) -> dic
     appointment = records.find_appointment(appointment_id)
     if appointment is None:
         raise AppointmentNotFound()
-    if appointment["doctor_id"] != doctor_id:
+    if appointment.get("doctor_id") != doctor_id:
         raise NotAppointmentOwner()
     return appointment
 

@@ -51,6 +51,8 @@ INDEXES = {
         UNBOUND_SEALED,
     ],
     APPOINTMENTS: [
+        # A list's dated appointments come in index order (a `$type: date` bound on `date`); those another program
+        # dated otherwise are found through the same doctor_id prefix and sorted by _id in memory: they are few.
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
         pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)],
                            name="doctor_linked_by_date"),

@@ -9,9 +9,17 @@ from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
-from app.store.cursors import after_clause, encode_cursor, encode_version_cursor
+from app.store.cursors import (
+    after_clause,
+    after_undated_clause,
+    encode_cursor,
+    encode_undated_cursor,
+    encode_version_cursor,
+    is_undated,
+)
 from app.store.errors import NotSealedForThisRecord
 from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
+from app.store.showable import UNSHOWABLE, showable
 from app.store.writes import BatchedWrites, CommandWrites
 
 log = logging.getLogger("clinic.db")
@@ -31,6 +39,12 @@ OUTCOME_OK, OUTCOME_CREATED = 200, 201
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
 INTERNAL_PATIENT_FIELDS = ("_id", "doctor_id", "created_at", *VERSION_FIELDS)
+# An appointment's own fields besides its ids. Another program (the clinic's scheduler) may have stored anything
+# there, or nothing: they are shown as stored. Whatever else it stored is not shown.
+APPOINTMENT_FIELDS = ("date", "reason")
+# An appointment's date as this service stores it: a date, not a list holding one. Lists show these appointments
+# first, by (date, _id); those another program dated otherwise (text, a number, null, none) follow by _id.
+DATED = {"$type": "date", "$not": {"$type": "array"}}
 # What a listing returns: one page of items as callers see them, and the cursor of the next page (None on the last).
 Page = tuple[list[dict[str, Any]], str | None]
 # What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields).
@@ -87,12 +101,32 @@ def version_entry(patient_id: str | ObjectId, doctor_id: str, fields: dict[str, 
     return {"_id": str(patient_id), "doctor_id": doctor_id, **fields, "version": version, "at": at, "actor": actor}
 
 
+def exactly(value: Any) -> dict[str, Any]:
+    """Return the filter matching a field that holds this value itself, not a list holding it among others."""
+    return {"$eq": value, "$not": {"$type": "array"}}
+
+
+def stored_patient_id(patient_id: Any) -> Any:
+    """Return a patient id as stored: an ObjectId for 24-hex text, any other value another program wrote as it is."""
+    return object_id(patient_id) if isinstance(patient_id, str) and ObjectId.is_valid(patient_id) else patient_id
+
+
 def public_appointment(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
-    """Shape a stored appointment as callers see it: string ids, its sealed fields opened by values."""
-    appointment = values.appointment_fields(stored)
-    appointment["_id"] = str(stored["_id"])
-    if stored.get("patient_id") is not None:
-        appointment["patient_id"] = str(stored["patient_id"])
+    """Shape a stored appointment as callers see it: string ids, its own fields as stored, sealed ones opened.
+
+    A value JSON cannot carry is left out. So is a doctor_id that is not text: such an appointment is no doctor's.
+    """
+    opened = values.appointment_fields(stored)
+    appointment: dict[str, Any] = {"_id": str(stored["_id"])}
+    if isinstance(opened.get("doctor_id"), str):
+        appointment["doctor_id"] = opened["doctor_id"]
+    # A patient_id the scheduler did not write at all is free, as a null one is.
+    own = {"patient_id": opened.get("patient_id"),
+           **{name: opened[name] for name in APPOINTMENT_FIELDS if name in opened}}
+    for name, value in own.items():
+        value = showable(value)
+        if value is not UNSHOWABLE:
+            appointment[name] = value
     return appointment
 
 
@@ -146,7 +180,7 @@ class Records:
         # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
         # rollback without transactions can undo them.
         self.inserted: list[tuple[str, ObjectId]] = []
-        self.relinked: list[tuple[ObjectId, ObjectId | None, ObjectId | None]] = []
+        self.relinked: list[tuple[ObjectId, ObjectId | None, Any]] = []
 
     @property
     def db(self) -> Database[dict[str, Any]]:
@@ -261,27 +295,52 @@ class Records:
 
     def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
                           linked: bool | None = None) -> Page:
-        """Return one page of the doctor's appointments by date, and the cursor of the next page."""
-        query: dict[str, Any] = {"doctor_id": doctor_id}
+        """Return one page of the doctor's appointments, the dated ones first by date, and the next page's cursor."""
+        # An id that is not an ObjectId fits no cursor (nor a read by id): such an appointment is not listed.
+        query: dict[str, Any] = {"doctor_id": exactly(doctor_id), "_id": {"$type": "objectId"}}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
-        return self._page(APPOINTMENTS, query, "date", limit, after, descending=False,
-                          shape=lambda stored: public_appointment(stored, self._values))
+        dated: list[dict[str, Any]] = []
+        if not (after and is_undated(after)):
+            dated = self._in_order(APPOINTMENTS, {**query, "date": DATED}, "date", limit + 1, after, descending=False)
+        undated: list[dict[str, Any]] = []
+        if len(dated) <= limit:
+            query = {**query, "$nor": [{"date": DATED}]}
+            if after and is_undated(after):
+                query = {"$and": [query, after_undated_clause(after)]}
+            # By (doctor_id, _id), which is by _id for one doctor: the `_id` index cannot serve that sort, so the
+            # planner keeps to this doctor's keys of an appointments index rather than walk every appointment.
+            found = self._db[APPOINTMENTS].find(query, session=self._session)
+            undated = list(found.sort([("doctor_id", 1), ("_id", 1)]).limit(limit + 1 - len(dated)))
+        stored = (dated + undated)[:limit]
+        next_cursor = None
+        if len(dated) + len(undated) > limit:
+            last = stored[-1]
+            next_cursor = (encode_cursor(last["date"], last["_id"]) if len(stored) <= len(dated)
+                           else encode_undated_cursor(last["_id"]))
+        return readable(APPOINTMENTS, stored, lambda document: public_appointment(document, self._values)), next_cursor
 
     def _page(self, collection: str, query: dict[str, Any], field: str, limit: int, after: str | None, descending: bool,
               shape: Callable[[dict[str, Any]], dict[str, Any]]) -> Page:
         """Run a keyset-paginated query on (field, _id); a page never skips or repeats an item."""
-        if after:
-            query = {"$and": [query, after_clause(field, after, descending)]}
-        direction = -1 if descending else 1
-        cursor = self._db[collection].find(query, session=self._session)
-        stored = list(cursor.sort([(field, direction), ("_id", direction)]).limit(limit + 1))
+        if after and is_undated(after):
+            return [], None  # this list's field always holds a date (this service wrote it): nothing follows
+        stored = self._in_order(collection, query, field, limit + 1, after, descending)
         next_cursor = None
         if len(stored) > limit:
             stored = stored[:limit]
             # From what was read, not what is shown: a record left out still moves the cursor past it.
             next_cursor = encode_cursor(stored[-1][field], stored[-1]["_id"])
         return readable(collection, stored, shape), next_cursor
+
+    def _in_order(self, collection: str, query: dict[str, Any], field: str, count: int, after: str | None,
+                  descending: bool) -> list[dict[str, Any]]:
+        """Return up to count documents matching query, after the cursor in (field, _id) order."""
+        if after:
+            query = {"$and": [query, after_clause(field, after, descending)]}
+        direction = -1 if descending else 1
+        cursor = self._db[collection].find(query, session=self._session)
+        return list(cursor.sort([(field, direction), ("_id", direction)]).limit(count))
 
     def find_appointment(self, appointment_id: str) -> dict[str, Any] | None:
         """Return the appointment with this id, or None."""
@@ -293,21 +352,23 @@ class Records:
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""
         # An update rather than findAndModify: the matched count is all we need, and
         # findAndModify is far slower on some servers (see the add_and_link issue).
-        linked = self.writes.update(APPOINTMENTS,
-                                    {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": None},
+        # None matches an absent patient_id too; exactly: a list of doctors holding this one is not theirs.
+        linked = self.writes.update(APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": exactly(doctor_id),
+                                                   "patient_id": None},
                                     {"$set": {"patient_id": object_id(patient_id)}})
         if linked:
             self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
         return linked
 
-    def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
+    def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: Any) -> bool:
         """Free the appointment if it is still this doctor's and still linked to this patient; tell whether it was."""
-        freed = self.writes.update(
-            APPOINTMENTS,
-            {"_id": object_id(appointment_id), "doctor_id": doctor_id, "patient_id": object_id(patient_id)},
-            {"$set": {"patient_id": None}})
+        was = stored_patient_id(patient_id)
+        # Either form of the id: the scheduler may have stored it as text.
+        freed = self.writes.update(APPOINTMENTS, {"_id": object_id(appointment_id), "doctor_id": exactly(doctor_id),
+                                                  "patient_id": {"$in": [was, patient_id]}},
+                                   {"$set": {"patient_id": None}})
         if freed:
-            self.relinked.append((object_id(appointment_id), None, object_id(patient_id)))
+            self.relinked.append((object_id(appointment_id), None, was))
         return freed
 
     def audit(self, *events: AuditEvent) -> None:

@@ -80,3 +80,20 @@ def test_a_documented_idempotency_key_is_one_the_service_accepts(app, document, 
     assert matches(schema["pattern"], key) and len(key) <= schema["maxLength"]
     assert response.status_code == 201, response.get_json()
     assert not matches(schema["pattern"], " k") and not matches(schema["pattern"], "k\x00")
+
+
+@pytest.mark.parametrize("cursor", ["1796115600123_6b0827c1a5d7ad9a3eafca5d", "-5_6B0827C1A5D7AD9A3EAFCA5D",
+                                    "6b0827c1a5d7ad9a3eafca5d", "_6b0827c1a5d7ad9a3eafca5d", "1_" + "f" * 23,
+                                    "6b0827c1a5d7ad9a3eafca5d\n", "1796115600123"])
+@pytest.mark.parametrize("path", ["/appointments", "/patients", "/audit", "/patients/{patient_id}/history"])
+def test_the_documented_cursor_pattern_is_exactly_what_a_list_accepts(app, document, path, cursor):
+    schema = parameter(document, path, "get", "after")
+    documented = matches(schema["pattern"], cursor) and len(cursor) <= schema["maxLength"]
+    # No such patient: a history reads its cursor first, so a cursor it accepts answers 404.
+    accepted = 404 if "{patient_id}" in path else 200
+    response = app.test_client().get(path.replace("{patient_id}", "6b0827c1a5d7ad9a3eafca5e"),
+                                     query_string={"uid": "doctor_a", "after": cursor}, headers=bearer())
+
+    assert response.status_code == (accepted if documented else 400), response.get_json()
+    # A bare id is the cursor of the appointments another program dated otherwise (the second part of a list).
+    assert matches(schema["pattern"], "6b0827c1a5d7ad9a3eafca5d")

@@ -108,8 +108,9 @@ def test_a_doctor_uid_is_1_to_128_printable_ascii_characters_without_spaces(uid,
     ("1796115600123_6b0827c1a5d7ad9a3eafca5d", True), ("-5_6B0827C1A5D7AD9A3EAFCA5D", True),
     ("999999999999999_" + "f" * 24, True), ("1_" + "f" * 23, False), ("1796115600123", False),
     ("WzE3OTYsImFiYyJd", False), ("1_" + "f" * 24 + "\n", False),
+    ("6b0827c1a5d7ad9a3eafca5d", True), ("_6b0827c1a5d7ad9a3eafca5d", False), ("6b0827c1a5d7ad9a3eafca5d_", False),
 ])
-def test_a_cursor_is_milliseconds_and_an_id(cursor, accepted):
+def test_a_cursor_is_milliseconds_and_an_id_or_an_id_alone(cursor, accepted):
     try:
         listing_query.load({"uid": "doc", "after": cursor})
     except ValidationError as refused:
