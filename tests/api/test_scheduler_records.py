@@ -68,7 +68,7 @@ def add_patient(app, db):
     def add(doctor_id="doctor_a"):
         patient_id = ObjectId()
         db.patients.insert_one({"_id": patient_id, "doctor_id": doctor_id,
-                                **values.patient(doctor_id, {"firstName": "Jane", "lastName": "Smith"}),
+                                **values.patient(patient_id, doctor_id, {"firstName": "Jane", "lastName": "Smith"}),
                                 "created_at": datetime.datetime.now(UTC)})
         return str(patient_id)
 
