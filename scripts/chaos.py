@@ -52,6 +52,7 @@ REQUEST_TIMEOUT = 15  # seconds; past it a request counts as unanswered (the ser
 RETRIES = (0.25, 0.5, 1, 2, 4)  # seconds before each retry of an unanswered keyed request
 PARKED_RETRY = 15  # seconds between retries of a keyed request still running elsewhere (taken over after 60 s)
 MISSING = 0.1  # the share of add_and_link sent for an appointment that does not exist (the documented 404)
+TAKEN = 0.2  # the share of keyed add_and_link sent for an appointment already linked (a refusal, 409, kept too)
 THINK = 0.03  # at most this many seconds between two requests of a client
 ACTIONS = {"add_and_link, keyed": 14, "add_and_link": 8, "link": 12, "unlink": 14, "correct": 18, "read": 28,
            "re-send": 6}
@@ -279,13 +280,10 @@ class Client:
             self.ledger.settle_appointment(answer.data["_id"], None)
 
     def run(self, until):
-        """Send mixed requests until the deadline; a failure of the campaign itself is kept for the report."""
-        try:
-            while time.monotonic() < until:
-                self.step()
-                time.sleep(self.rng.uniform(0, THINK))
-        except Exception:  # noqa: BLE001 - reported by main, which then fails
-            self.failure = traceback.format_exc()
+        """Send mixed requests until the deadline."""
+        while time.monotonic() < until:
+            self.step()
+            time.sleep(self.rng.uniform(0, THINK))
 
     def step(self):
         """Send the next request: a keyed request due again, a read of a record in doubt, or a random action."""
@@ -301,6 +299,8 @@ class Client:
         action = self.rng.choices(list(ACTIONS), list(ACTIONS.values()))[0]
         free = [a for a, held in self.appointments.items() if held is None and a not in self.parked]
         linked = [a for a, held in self.appointments.items() if held not in (None, DOUBT)]
+        if action == "add_and_link, keyed" and linked and self.rng.random() < TAKEN:
+            return self.add_and_link(self.rng.choice(linked), keyed=True)
         if action.startswith("add_and_link") and (free or not linked):
             missing = not free or self.rng.random() < MISSING
             return self.add_and_link(str(ObjectId()) if missing else self.rng.choice(free), action.endswith("keyed"))
@@ -376,12 +376,13 @@ class Client:
             else:
                 targets["appointment_id"] = appointment_id
             self.ledger.writes.append((ids, "patient.create", outcome, targets))
-            if request is not None:
-                self.answered_keys.append(request)
         elif answer.unknown:
             self.uncertain_link(appointment_id)
-        else:
+        elif answer.status != 409 or self.appointments.get(appointment_id) in (None, DOUBT):
             self.refused(answer, "appointment", appointment_id, "add_and_link")
+        # else linked, as this client knew: the refusal is the answer, which a re-send must get again
+        if request is not None and not answer.unknown:
+            self.answered_keys.append(request)
 
     def uncertain_link(self, appointment_id):
         """Note that an add_and_link for the appointment may have linked a patient nobody was told of."""
@@ -496,11 +497,26 @@ class Client:
         self.ledger.contradictions.append(f"{text} (request {answer.request_id})")
 
     def settle(self):
-        """Once the faults have stopped: send parked keyed requests again, and re-send some answered ones."""
+        """Once the faults have stopped: send parked keyed requests again, and re-send every answered one."""
         for request in list(self.parked.values()):
             self.retry_parked(request)
-        for request in self.rng.sample(self.answered_keys, min(25, len(self.answered_keys))):
+        for request in self.answered_keys:
             self.try_keyed(request, "POST add_and_link, re-sent")
+
+
+def start_threads(clients, work):
+    """Start work(client) for every client, each in a thread of its own; a failure of the campaign is kept."""
+
+    def guarded(client):
+        try:
+            work(client)
+        except Exception:  # noqa: BLE001 - reported by main, which then fails
+            client.failure = traceback.format_exc()
+
+    threads = [threading.Thread(target=guarded, args=(client,), daemon=True) for client in clients]
+    for thread in threads:
+        thread.start()
+    return threads
 
 
 def snapshot(db, values, doctor):
@@ -577,9 +593,7 @@ def main():
         for client in clients:
             client.schedule_appointments()
         until = time.monotonic() + SECONDS
-        threads = [threading.Thread(target=client.run, args=(until,), daemon=True) for client in clients]
-        for thread in threads:
-            thread.start()
+        threads = start_threads(clients, lambda client: client.run(until))
         began = time.monotonic()
         for number, (at, kind) in enumerate(fault_plan(rng, SECONDS)):
             time.sleep(max(0.0, began + at - time.monotonic()))
@@ -588,8 +602,8 @@ def main():
         for thread in threads:
             thread.join()
         stack.recover()
-        for client in clients:
-            client.settle()
+        for thread in start_threads(clients, Client.settle):
+            thread.join()
         failures = [client.failure for client in clients if client.failure]
         if failures:
             raise CouldNotRun("a client failed:\n" + failures[0])
