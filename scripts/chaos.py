@@ -489,6 +489,8 @@ class Client:
             else:
                 self.patients[record_id] = None
             self.acked.discard(record_id)
+        elif answer.status == 404:
+            self.appointments.pop(record_id, None)  # gone: the checks report it
         elif record_id in self.appointments:
             self.believe(record_id, DOUBT)
 
