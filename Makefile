@@ -4,11 +4,12 @@ VENV ?= .venv
 PYTEST_ARGS ?=
 ROLES ?=
 TTL ?= 3600
+CHAOS_SECONDS ?= 120
 
 STAMP := $(VENV)/.installed
 REQUIREMENTS := requirements.txt requirements-dev.txt
 
-.PHONY: help venv install run test bench microbench token encrypt-existing rotate-key clean clean-instance
+.PHONY: help venv install run test bench microbench chaos token encrypt-existing rotate-key clean clean-instance
 
 help:
 	@echo "make install           create $(VENV) and install requirements-dev.txt"
@@ -27,6 +28,8 @@ help:
 	@echo "make test              lint (ruff), import rule (lint-imports), types (mypy), then the tests (PYTEST_ARGS=...)"
 	@echo "make bench             measure the service against a plain add_and_link, then mixed traffic (bench/README.md)"
 	@echo "make microbench        time the service's own steps of add_and_link (pytest-benchmark, bench/micro)"
+	@echo "make chaos             mixed traffic while workers and the database are killed and failpoints armed,"
+	@echo "                       then every answer checked on the database (CHAOS_SECONDS=120)"
 	@echo "make -s token UID=...  print a dev JWT (optional ROLES=admin TTL=3600)"
 	@echo "make encrypt-existing  encrypt patient values stored before field encryption (make run must be running)"
 	@echo "make rotate-key        rewrap the data key under a new instance/field_encryption_key (make run running)"
@@ -64,6 +67,11 @@ bench: $(STAMP)
 microbench: $(STAMP)
 	$(VENV)/bin/python -m pytest bench/micro --benchmark-timer=time.process_time \
 		--benchmark-columns=median,iqr,min,rounds --benchmark-sort=name $(PYTEST_ARGS)
+
+# Not part of `make test` either, which runs it for 20 seconds (tests/test_chaos.py).
+chaos: export CHAOS_SECONDS := $(CHAOS_SECONDS)
+chaos: $(STAMP)
+	$(VENV)/bin/python scripts/chaos.py
 
 # UID counts only from the command line: some shells export their numeric UID.
 TOKEN_UID := $(if $(filter command line override,$(origin UID)),$(UID))

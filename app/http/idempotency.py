@@ -10,6 +10,7 @@ from pymongo.errors import PyMongoError
 
 from app.http.web import current_caller, database
 from app.service.refusals import (
+    DatabaseUnavailable,
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
     InvalidIdempotencyKey,
@@ -44,8 +45,7 @@ def idempotent(view):
             return keyed.replay(before.record)
         except Exception as error:  # noqa: BLE001 - every outcome is answered, and remembered or released
             response = make_response(current_app.handle_user_exception(error))
-        keyed.settle(response)
-        return response
+        return keyed.settle(response)
 
     return guarded
 
@@ -84,17 +84,24 @@ class KeyedRequest:
             raise IdempotentRequestInProgress()
 
     def settle(self, response):
-        """Store the answer of a refusal that rolled its work back, or free the key after a server error."""
+        """Store the answer of a refusal that rolled its work back, or free the key after a server error; return
+        the response to send."""
         if self._claim is None or self.stored:
-            return
+            return response
+        refused = response.status_code < 500
         try:
-            if response.status_code >= 500:
+            if not refused:
                 self._store.release(self._claim)  # not an answer: the client may retry
-            else:
-                self._store.complete(self._claim, *_answer(response))
+            elif not self._store.complete(self._claim, *_answer(response)):
+                # Another run took the key over as abandoned: its answer is the key's, not this refusal.
+                return make_response(current_app.handle_user_exception(IdempotentRequestInProgress()))
         except PyMongoError as error:
-            # The key stays "running" until taken over as abandoned; the answer itself still goes out.
+            # The key stays "running" until taken over as abandoned.
             log.error("idempotency key not settled (%s)", type(error).__name__)
+            if refused:
+                # Not kept, so not given: the retry that takes the key over runs again, and may be answered otherwise.
+                return make_response(current_app.handle_user_exception(DatabaseUnavailable()))
+        return response
 
     def replay(self, record):
         """Answer with the stored response, or refuse a key that is busy or was used for another request."""

@@ -1,4 +1,6 @@
 """A keyed add_and_link survives the database failing at any one of its commands: the retry gets the success."""
+import datetime
+
 import pytest
 from bson import ObjectId
 
@@ -46,3 +48,23 @@ def test_a_retry_after_a_fault_at_any_command_gets_the_one_success(client, db, a
     keys = list(db.idempotency_keys.find())
     assert [(key["state"], key["status"]) for key in keys] == [("done", 201)]
     assert db.audit.count_documents({"action": "appointment.link", "outcome": 201}) == 1
+
+
+@pytest.mark.parametrize("fault", FAULTS)
+@pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command"], indirect=True)
+def test_a_refusal_whose_answer_could_not_be_kept_is_not_given(client, db, add_appointment, failpoints, fault):
+    appointment_id = add_appointment(patient_id=ObjectId())  # taken: add_and_link is refused with 409
+    # Keeping the refusal's answer fails: its update, and the driver's retry of it.
+    failpoints.admin.command("configureFailPoint", "failCommand", mode={"times": 2},
+                             data={"failCommands": ["update"], **FAULTS[fault]})
+    first = link(client, appointment_id)
+    failpoints.admin.command("configureFailPoint", "failCommand", mode="off")
+    db.appointments.update_one({"_id": ObjectId(appointment_id)}, {"$set": {"patient_id": None}})  # freed since
+    # The first run is long over: a retry takes its key over.
+    db.idempotency_keys.update_many({}, {"$set": {"claimed_at": datetime.datetime(2000, 1, 1)}})
+    retried = link(client, appointment_id)
+
+    # Had the 409 gone out, the retry would have answered 201: two answers to one key.
+    assert first.status_code == 503, first.get_json()
+    assert retried.status_code == 201, retried.get_json()
+    assert db.patients.count_documents({}) == 1
