@@ -33,4 +33,5 @@ class KeptWork(Exception):
 
 
 class NotSealedForThisRecord(Exception):
-    """A stored record's sealed value belongs to another record (copied), or to none when none should remain."""
+    """A stored record's sealed value belongs to another record (copied), to none when none should remain, or is no
+    value this service sealed (another program's)."""

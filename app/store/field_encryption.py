@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError, EncryptionError
 from pymongo.mongo_client import MongoClient
 from pymongocrypt.errors import MongoCryptError
 
+from app.store.errors import NotSealedForThisRecord
 from config import ConfigError, MasterKey
 
 # The data keys, wrapped by the master key, live in the service's own database, so a backup holds what it needs
@@ -29,6 +30,8 @@ SEARCH_KEY_BYTES = 32
 OTHER_KEY_WAIT_S = 5.0
 # Randomized: equal values seal differently, so ciphertexts say nothing; equality lookups go through blind indexes.
 SEALED = Algorithm.AEAD_AES_256_CBC_HMAC_SHA_512_Random
+# BSON's binary subtype of a value encrypted by MongoDB's client-side field-level encryption.
+ENCRYPTED = 6
 # 128 bits of HMAC-SHA-256: collisions between distinct values are out of reach, and index entries stay small.
 BLIND_INDEX_BYTES = 16
 
@@ -66,8 +69,17 @@ class FieldEncryption:
         return self._encryption.encrypt(value, SEALED, key_id=self._data_key_id)
 
     def unseal(self, sealed: Binary) -> Any:
-        """Decrypt a sealed value."""
-        return self._encryption.decrypt(sealed)
+        """Decrypt a sealed value, refusing (NotSealedForThisRecord) anything that is not a value sealed by us."""
+        # Another program may have written a `sealed` of its own (text, other bytes): one odd record, refused like a
+        # copied one, rather than a TypeError or a libmongocrypt error failing a whole list.
+        if not isinstance(sealed, Binary) or sealed.subtype != ENCRYPTED:
+            raise NotSealedForThisRecord()
+        try:
+            return self._encryption.decrypt(sealed)
+        except EncryptionError as error:
+            if not isinstance(error.cause, MongoCryptError):
+                raise  # the key vault or the KMS was out of reach: not the record's fault
+            raise NotSealedForThisRecord() from None
 
     def blind(self, kind: str, doctor_id: str, value: str) -> bytes:
         """Return the keyed blind index of a value: equal for equal values of a doctor, meaningless without the key."""

@@ -4,7 +4,7 @@ import json
 import uuid
 
 import pytest
-from bson import Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
+from bson import Binary, Decimal128, Int64, MaxKey, MinKey, ObjectId, Regex, Timestamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -190,6 +190,22 @@ def test_a_list_with_one_scheduler_record_among_the_services_own_shows_them_all(
     assert [item["_id"] for item in body["data"]] == [own[0]["_id"], own[1]["_id"], odd]
     assert body["data"][:2] == own and body["next"] is None
     assert body["data"][2] == {"_id": odd, "doctor_id": "doctor_a", "patient_id": None, **SHAPES[shape][1]}
+
+
+@pytest.mark.parametrize("sealed", ["text", Binary(b"\x01garbage", 0), Binary(b"\x01" + b"x" * 80, 6)],
+                         ids=["text", "other bytes", "a ciphertext of no key of ours"])
+def test_an_appointment_whose_sealed_field_the_scheduler_wrote_is_refused_alone(client, db, caplog, sealed):
+    own = client.post("/appointments?uid=doctor_a", json={"date": "2026-11-21T09:00:00Z", "reason": "Visit"},
+                      headers=bearer()).get_json()["data"]
+    odd = scheduled(db, date=NINE, sealed=sealed)
+
+    single, page = read(client, odd), listing(client)
+
+    # Not a value the service sealed: refused like one copied from another record, and only that one.
+    assert (single.status_code, single.get_json()) == (500, {"success": False,
+                                                            "error": "Stored record failed its integrity check"})
+    assert f"appointments {odd}" in caplog.text
+    assert page.status_code == 200 and page.get_json()["data"] == [own]
 
 
 def test_pages_of_one_visit_every_appointment_once_the_dated_ones_first(client, db):
