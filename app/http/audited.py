@@ -6,7 +6,7 @@ from flask import g, request
 from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
-from app.http.web import database
+from app.http.web import database, is_blank
 from app.service import schemas
 from app.service.refusals import Refusal
 from app.store.errors import KeptWork, ReplicaSetRequired
@@ -43,7 +43,12 @@ def _record_refusal(action, status, path_ids):
     caller = g.get("caller")
     if caller is None:
         return  # no verified actor to attribute the attempt to (401)
-    doctor_id = (request.args.get("uid") or "")[: schemas.UID_MAX]
+    uid = request.args.get("uid")
+    if is_blank(uid):
+        uid = None  # the documented "Missing doctor_id (uid)": an attempt that named no doctor
+    elif not schemas.DOCTOR_UID.match(uid):
+        return  # a uid no token could carry names no doctor: refused with 400, it leaves nothing, not even this
+    doctor_id = uid or ""
     body = request.get_json(silent=True)
     named = {name: body.get(name) for name in TARGETS} if isinstance(body, dict) else {}
     named.update((name, value) for name, value in path_ids.items() if name in TARGETS)

@@ -116,3 +116,34 @@ def test_a_refused_attempt_is_recorded_through_a_unit_of_work_in_a_transaction(r
     # Like every write of the service: in a transaction, under the unit of work's write concern, deadline and retries.
     assert listener.seen and all(in_transaction for _, in_transaction in listener.seen), listener.seen
     assert [(r["action"], r["outcome"]) for r in database.audit.find()] == [("appointment.link", 409)]
+
+
+def counts(db):
+    """Return how many documents each collection holds, leaving out the empty ones."""
+    held = {name: db[name].count_documents({}) for name in db.list_collection_names()}
+    return {name: count for name, count in held.items() if count}
+
+
+@pytest.mark.parametrize("uid", ["doctor_b\nFAKE", "doctor_b\x00", "d" * 200, "doctor b"],
+                         ids=["newline", "nul", "200-characters", "space"])
+def test_a_uid_no_token_could_carry_is_refused_and_leaves_nothing_anywhere(client, db, add_appointment, uid):
+    free, patient_id = add_appointment(), ObjectId()
+    before = counts(db)
+    keyed = {**bearer("doctor_a"), "Idempotency-Key": "key-1"}
+    responses = [
+        client.post("/patients/add_and_link", query_string={"uid": uid}, json=jane(free), headers=keyed),
+        client.post("/patients/add_and_link", query_string={"uid": uid}, json={"firstName": "Jane"}, headers=keyed),
+        client.post("/appointments", query_string={"uid": uid}, json={"date": "2026-12-01T09:00:00Z"},
+                    headers=keyed),
+        client.put(f"/appointments/{free}/patient", query_string={"uid": uid}, json={"patient_id": str(patient_id)},
+                   headers=bearer("doctor_a")),
+        client.delete(f"/appointments/{free}/patient", query_string={"uid": uid}, headers=bearer("doctor_a")),
+        client.patch(f"/patients/{patient_id}", query_string={"uid": uid}, json={"firstName": "Eve"},
+                     headers={**bearer("doctor_a"), "If-Match": '"1"'}),
+    ]
+
+    # The uid step of the documented order answers, or a check before it (a missing appointment_id).
+    assert [(r.status_code, r.get_json()["error"]) for r in responses] == [
+        (400, "Invalid fields: uid"), (400, "Missing appointment_id"), (400, "Invalid fields: uid"),
+        (400, "Invalid fields: uid"), (400, "Invalid fields: uid"), (400, "Invalid fields: uid")]
+    assert counts(db) == before
