@@ -10,7 +10,8 @@ bp = Blueprint("audit", __name__)
 
 @bp.get("/audit")
 @documented(
-    summary="List the audit records of acts for a doctor, newest first", tag="audit",
+    summary="List a doctor's audit trail, newest first: acts for the doctor, and the doctor's refused attempts to "
+            "act for another", tag="audit",
     query=schemas.ListingQuery,
     responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
                403: "Token does not allow acting for this doctor"},

@@ -48,7 +48,7 @@ def _record_refusal(action, status, path_ids):
         uid = None  # the documented "Missing doctor_id (uid)": an attempt that named no doctor
     elif not schemas.DOCTOR_UID.match(uid):
         return  # a uid no token could carry names no doctor: refused with 400, it leaves nothing, not even this
-    doctor_id = uid or ""
+    doctor_id, named_doctor = _trail_of(caller, uid)
     body = request.get_json(silent=True)
     named = {name: body.get(name) for name in TARGETS} if isinstance(body, dict) else {}
     named.update((name, value) for name, value in path_ids.items() if name in TARGETS)
@@ -57,8 +57,17 @@ def _record_refusal(action, status, path_ids):
                if isinstance(value, str) and schemas.OBJECT_ID.match(value)}
     try:
         # Through a unit of work like every other write: the same write concern, deadline and transient retries.
-        work = database().unit_of_work(caller.subject, doctor_id, g.request_id)
+        work = database().unit_of_work(caller.subject, doctor_id, g.request_id, named_doctor)
         work.run(lambda records: records.audit((action, status, targets)))
     except (PyMongoError, ReplicaSetRequired) as error:
         # The refusal still goes out; only its record is missing, and the log says so without any value.
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)
+
+
+def _trail_of(caller, uid):
+    """Return whose trail a refused attempt goes in, and the uid it named when that trail is not the named one's."""
+    # A trail is evidence: only that doctor, or an admin acting for them, writes into it. Any other attempt goes in
+    # its caller's own trail (A sees what A tried), naming the doctor it tried to act for.
+    if uid is not None and caller.may_act_for(uid):
+        return uid, None
+    return caller.subject, uid

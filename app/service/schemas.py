@@ -290,6 +290,11 @@ class PatientListQuery(ListingQuery):
     dateOfBirth = BirthDate()
 
 
+TRAIL_DOCTOR = ("Whose trail this record is in: the doctor acted for; for a refused attempt that named no doctor its "
+                "caller may act for (none, or another's), the caller's own")
+NAMED_DOCTOR = "Only on a refused attempt in its caller's own trail: the other doctor's uid it named"
+
+
 class AuditTargetsSchema(StrictSchema):
     patient_id = fields.String()
     appointment_id = fields.String()
@@ -301,7 +306,8 @@ class AuditRecordSchema(StrictSchema):
     id = fields.String(attribute="_id", data_key="_id", dump_only=True)
     at = UtcDateTime(dump_only=True)
     actor = fields.String(dump_only=True)
-    doctor_id = fields.String(dump_only=True)
+    doctor_id = fields.String(dump_only=True, metadata={"description": TRAIL_DOCTOR})
+    named_doctor = fields.String(dump_only=True, metadata={"description": NAMED_DOCTOR})
     action = fields.String(dump_only=True)
     targets = fields.Nested(AuditTargetsSchema, dump_only=True)
     # Names only, e.g. `contact.phone`, and only on a change: never the values.

@@ -174,11 +174,12 @@ class Database:
         except PyMongoError as error:
             log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
 
-    def unit_of_work(self, actor: str | None = None, doctor_id: str = "", request_id: str = "") -> UnitOfWork:
+    def unit_of_work(self, actor: str | None = None, doctor_id: str = "", request_id: str = "",
+                     named_doctor: str | None = None) -> UnitOfWork:
         """Return a unit of work, audited as the actor's if one acts; refuse a server without transactions."""
         self.require_transactions()
         assert self.values is not None and self._transactions is not None  # prepare() set both
-        audit_context = None if actor is None else AuditContext(actor, doctor_id, request_id)
+        audit_context = None if actor is None else AuditContext(actor, doctor_id, request_id, named_doctor)
         return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context,
                           batched=self._batched)
 

@@ -132,11 +132,14 @@ def public_appointment(stored: dict[str, Any], values: PlainValues) -> dict[str,
 
 @dataclass(frozen=True)
 class AuditContext:
-    """Who acts, for which doctor, in which request: what every audit record of a request shares."""
+    """Who acts, in which doctor's trail, in which request: what every audit record of a request shares."""
 
     actor: str
     doctor_id: str
     request_id: str
+    # The uid a refused attempt named when its actor may not act for that doctor: the record is then in the
+    # actor's own trail (doctor_id), since no one writes into a trail that is not theirs to act in.
+    named_doctor: str | None = None
 
 
 def audit_entry(context: AuditContext, action: str, outcome: int, targets: dict[str, Any],
@@ -152,6 +155,8 @@ def audit_entry(context: AuditContext, action: str, outcome: int, targets: dict[
         "outcome": outcome,
         "request_id": context.request_id,
     }
+    if context.named_doctor is not None:
+        entry["named_doctor"] = context.named_doctor
     if changed is not None:
         entry["fields"] = list(changed)
     return entry
@@ -385,7 +390,7 @@ class Records:
         return None if self._audit_context is None else self._audit_context.actor
 
     def list_audit(self, doctor_id: str, limit: int, after: str | None = None) -> Page:
-        """Return one page of the audit records of acts for this doctor, newest first."""
+        """Return one page of this doctor's audit trail, newest first."""
         return self._page(AUDIT, {"doctor_id": doctor_id}, "at", limit, after, descending=True, shape=public_audit)
 
     def undo(self) -> None:

@@ -38,9 +38,10 @@ def test_refused_attempts_are_recorded_once_each_with_their_status(client, db, a
 
     assert sorted(trail(db)) == sorted([
         ("appointment.link", 403, "doctor_a"), ("appointment.link", 409, "doctor_a"),
-        ("appointment.link", 400, "doctor_a"), ("appointment.link", 403, "doctor_b"),
+        ("appointment.link", 400, "doctor_a"), ("appointment.link", 403, "doctor_a"),
         ("patient.create", 404, "doctor_a"),
     ])
+    assert [r["outcome"] for r in db.audit.find({"named_doctor": "doctor_b"})] == [403]
     refused_link = db.audit.find_one({"outcome": 409})
     assert refused_link["targets"] == {"appointment_id": linked}
 
@@ -116,6 +117,42 @@ def test_a_refused_attempt_is_recorded_through_a_unit_of_work_in_a_transaction(r
     # Like every write of the service: in a transaction, under the unit of work's write concern, deadline and retries.
     assert listener.seen and all(in_transaction for _, in_transaction in listener.seen), listener.seen
     assert [(r["action"], r["outcome"]) for r in database.audit.find()] == [("appointment.link", 409)]
+
+
+def audit_of(client, uid, headers):
+    """Return the records GET /audit lists for this uid, newest first."""
+    response = client.get(f"/audit?uid={uid}", headers=headers)
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["data"]
+
+
+def test_a_refused_attempt_is_in_the_trail_of_the_doctor_its_caller_may_act_for(client, db, add_appointment):
+    theirs = add_appointment(doctor_id="doctor_b", patient_id=ObjectId())
+    admin = bearer("ops_1", roles=["admin"])
+    intruding = client.post("/patients/add_and_link?uid=doctor_b", json=jane(theirs),
+                            headers={**bearer("doctor_a"), "X-Request-ID": "req-intruder"})
+    for_them = client.post("/patients/add_and_link?uid=doctor_b", json=jane(theirs),
+                           headers={**admin, "X-Request-ID": "req-ops"})
+    unnamed = client.post("/patients/add_and_link", json=jane(theirs), headers=bearer("doctor_a"))
+    scheduled = client.post("/appointments?uid=doctor_b", json={"date": "2026-12-01T09:00:00Z"}, headers=admin)
+
+    assert [r.status_code for r in (intruding, for_them, unnamed, scheduled)] == [403, 409, 400, 201]
+    # B's trail holds only what was done for B by someone allowed to: here the admin, refused and accepted.
+    theirs_listed = audit_of(client, "doctor_b", bearer("doctor_b"))
+    assert [(r["actor"], r["doctor_id"], r["action"], r["outcome"]) for r in theirs_listed] == [
+        ("ops_1", "doctor_b", "appointment.create", 201), ("ops_1", "doctor_b", "appointment.link", 409)]
+    assert theirs_listed[1]["request_id"] == "req-ops"
+    assert not any("named_doctor" in r for r in theirs_listed)
+    # A sees what A tried, naming B, and the attempt that named no one.
+    mine = audit_of(client, "doctor_a", bearer("doctor_a"))
+    assert [{key: r.get(key) for key in ("actor", "doctor_id", "named_doctor", "outcome", "targets", "request_id")}
+            for r in reversed(mine)][0] == {
+        "actor": "doctor_a", "doctor_id": "doctor_a", "named_doctor": "doctor_b", "outcome": 403,
+        "targets": {"appointment_id": theirs}, "request_id": "req-intruder"}
+    assert [(r["doctor_id"], r["outcome"], "named_doctor" in r) for r in mine] == [("doctor_a", 400, False),
+                                                                                  ("doctor_a", 403, True)]
+    assert db.audit.count_documents({}) == 4
+    assert audit_of(client, "ops_1", admin) == []
 
 
 def counts(db):
