@@ -21,6 +21,10 @@ HTTP_MESSAGES = {
     415: "Unsupported media type",
 }
 INTEGRITY_CHECK_FAILED = "Stored record failed its integrity check"
+# A validation refusal names at most this many fields (the first by name, at every level), each name cut to this
+# length: a body of thousands of unknown keys, or of one long key, is answered in about a kilobyte.
+NAMED_FIELDS_MAX = 10
+FIELD_NAME_SHOWN_MAX = 64
 
 
 def envelope(status, message, **extra):
@@ -58,9 +62,30 @@ def integrity_response(error):
 
 
 def validation_response(error):
-    """Answer a schema refusal with the fields at fault and their messages."""
-    details = error.messages if isinstance(error.messages, dict) else {"_body": error.messages}
-    return envelope(400, "Invalid fields: " + ", ".join(sorted(details)), details=details)
+    """Answer a schema refusal with its first fields by name, their messages, and how many more there are."""
+    messages = error.messages if isinstance(error.messages, dict) else {"_body": error.messages}
+    named = _first_fields(messages)
+    more = len(messages) - len(named)
+    text = "Invalid fields: " + ", ".join(_shown(name) for name in named) + (f" and {more} more" if more else "")
+    return envelope(400, text, details=_details(messages))
+
+
+def _first_fields(messages):
+    """Return the names of a refusal's first fields, in order."""
+    # By str: a list's errors are keyed by index.
+    return sorted(messages, key=str)[:NAMED_FIELDS_MAX]
+
+
+def _details(messages):
+    """Return the messages of a refusal's first fields, a nested object's likewise."""
+    return {_shown(name): _details(messages[name]) if isinstance(messages[name], dict) else messages[name]
+            for name in _first_fields(messages)}
+
+
+def _shown(name):
+    """Return a field name as a refusal shows it, cut short if a client sent a long one."""
+    name = str(name)
+    return name if len(name) <= FIELD_NAME_SHOWN_MAX else name[:FIELD_NAME_SHOWN_MAX] + "..."
 
 
 def http_response(error):

@@ -7,7 +7,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import validate
 
 from app.http.api_docs import ListingOf
-from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED
+from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
 from app.service.refusals import DatabaseUnavailable
 from app.service.schemas import (
@@ -148,7 +148,9 @@ def _add_shared_components(spec):
         "properties": {
             "success": {"type": "boolean", "const": False},
             "error": {"type": "string", "description": "What went wrong, in one line"},
-            "details": {"type": "object", "description": "For validation failures: each field and its messages",
+            "details": {"type": "object", "description": "For validation failures: each field and its messages, the "
+                                                         f"first {NAMED_FIELDS_MAX} by name at each level (`error` "
+                                                         "counts the rest)",
                         "examples": [{"firstName": ["Missing data for required field."]}]},
             "data": {"type": "object", "description": "What was kept despite the failure (the documented 404 "
                                                       "of add_and_link: the patient created)"},
