@@ -65,7 +65,7 @@ class ClinicWorker(GeventWorker):
             self.log.warning("refused by the HTTP parser: %s", type(exc).__name__)
         body = json.dumps({"success": False, "error": message}, separators=(",", ":")).encode()
         head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+                f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
         try:
             write_nonblock(client, head + body)
         except OSError:

@@ -53,6 +53,7 @@ def create_app(config=None):
     errors.register(app)
     request_log.register(app)
     app.after_request(web.forbid_storing)
+    app.after_request(web.forbid_sniffing)
     cors.register(app, config.CORS_ORIGINS)
     commands.register(app)
     return app
