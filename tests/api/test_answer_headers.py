@@ -1,4 +1,4 @@
-"""Headers every answer carries."""
+"""Headers every answer carries, and redirects that never name the Host a client sent."""
 import mongomock
 import pytest
 
@@ -30,3 +30,18 @@ def test_every_answer_tells_the_browser_to_read_it_only_as_its_content_type(clie
 
     assert response.status_code == status
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_docs_redirect_names_a_path_never_the_host_the_request_named(client):
+    response = client.get("/docs", headers={"Host": FORGED_HOST})
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/docs/"
+    assert FORGED_HOST not in response.get_data(as_text=True)
+
+
+def test_a_redirect_to_merged_slashes_keeps_the_query_and_names_no_host(client):
+    response = client.get("/appointments//65f8a1b2c3d4e5f6789012ef?uid=doctor_a", headers={"Host": FORGED_HOST})
+
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/appointments/65f8a1b2c3d4e5f6789012ef?uid=doctor_a"
