@@ -20,6 +20,9 @@ KMS_PROVIDERS = ("aws", "azure", "gcp", "kmip")
 
 LOG_FORMATS = ("text", "json")
 
+# A browser's own headers and a bearer token take 2 to 3 KB: a cap below this would refuse ordinary requests.
+MIN_HEADER_BYTES = 4096
+
 
 class ConfigError(RuntimeError):
     """A required setting is missing or malformed; the message is one line naming the variable."""
@@ -158,6 +161,9 @@ class Config:
         # Patient values are encrypted in the service; off (development only) stores them as given.
         self.FIELD_ENCRYPTION = _switch("FIELD_ENCRYPTION")
         self.MASTER_KEY = master_key_from_env() if self.FIELD_ENCRYPTION else None
+        # Every header of a request together, counted as `Name: value` and its line end; gunicorn holds each one
+        # (8190 bytes) and their number (100), which together let about 800 KB through.
+        self.MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 32 * 1024)
         self.CORS_ORIGINS = [origin.strip() for origin in (env("CORS_ORIGINS") or "").split(",") if origin.strip()]
         # A client handed in by tests (mongomock or a client for a real server); None builds one from the URI.
         self.MONGO_CLIENT = None
@@ -189,4 +195,6 @@ class Config:
                               "FIELD_ENCRYPTION_KMS_PROVIDER (see README), or FIELD_ENCRYPTION=off for development")
         if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
+        if type(self.MAX_HEADER_BYTES) is not int or self.MAX_HEADER_BYTES < MIN_HEADER_BYTES:
+            raise ConfigError(f"MAX_HEADER_BYTES must be a whole number of bytes, at least {MIN_HEADER_BYTES}")
         return self

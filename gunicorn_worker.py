@@ -1,4 +1,5 @@
-"""The service's gunicorn worker: gevent, parser refusals in the envelope, and a stop when the app cannot load.
+"""The service's gunicorn worker: gevent, a cap on a request's headers, parser refusals in the envelope, and a stop
+when the app cannot load.
 
 Kept outside the `app` package: gunicorn imports the worker class in the master, before gevent patches
 anything, and importing `app` there would load pymongo and its locks unpatched.
@@ -19,6 +20,8 @@ from gunicorn.http.errors import (
 from gunicorn.util import write_nonblock
 from gunicorn.workers.ggevent import GeventWorker
 
+from config import Config
+
 # First match wins; the messages name the fault, never the request: it may carry patient names in `q=`.
 PARSER_REFUSALS = (
     (LimitRequestLine, 414, "URI Too Long", "Request line too long"),
@@ -33,6 +36,12 @@ PARSER_REFUSALS = (
 class ClinicWorker(GeventWorker):
     """A gevent worker: each connection is a greenlet, so slow or idle clients hold memory, not a worker."""
 
+    def init_process(self):
+        """Read the cap on a request's headers, then run the worker."""
+        # gunicorn.conf.py has validated it in the master; gunicorn has no setting of its own to carry it here.
+        self.max_header_bytes = Config().MAX_HEADER_BYTES
+        super().init_process()
+
     def load_wsgi(self):
         """Load the app, or exit with APP_LOAD_ERROR so that the arbiter stops instead of respawning forever."""
         try:
@@ -44,8 +53,11 @@ class ClinicWorker(GeventWorker):
             raise SystemExit(Arbiter.APP_LOAD_ERROR) from None
 
     def handle_request(self, listener_name, req, sock, addr):
-        """Serve one request, then let the worker's other connections run before this one's next."""
+        """Serve a request whose headers fit the cap, then let the other connections run before this one's next."""
         try:
+            if header_bytes(req.headers) > self.max_header_bytes:
+                # Refused before the app sees it: handle_error answers 431 in the envelope, and the connection closes.
+                raise LimitRequestHeaders("headers over MAX_HEADER_BYTES")
             return super().handle_request(listener_name, req, sock, addr)
         finally:
             # A kept-alive client whose requests never wait on I/O (/healthz in a loop) would otherwise keep
@@ -65,11 +77,16 @@ class ClinicWorker(GeventWorker):
             self.log.warning("refused by the HTTP parser: %s", type(exc).__name__)
         body = json.dumps({"success": False, "error": message}, separators=(",", ":")).encode()
         head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n").encode("latin-1")
+                f"X-Content-Type-Options: nosniff\r\nContent-Length: {len(body)}\r\n\r\n").encode("latin-1")
         try:
             write_nonblock(client, head + body)
         except OSError:
             pass  # the client has gone; nothing to answer
+
+
+def header_bytes(headers):
+    """Return the size of a request's headers as sent: each `Name: value` and its line end."""
+    return sum(len(name) + len(value) + 4 for name, value in headers)
 
 
 def _where(error):

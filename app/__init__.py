@@ -7,7 +7,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from app import commands
-from app.http import cors, errors, request_log, web
+from app.http import cors, errors, redirects, request_log, web
 from app.http.auth import TokenVerifier
 from app.http.body_limit import BodyLimit
 from app.http.log_format import formatter_for
@@ -53,7 +53,10 @@ def create_app(config=None):
     errors.register(app)
     request_log.register(app)
     app.after_request(web.forbid_storing)
+    app.after_request(web.forbid_sniffing)
     cors.register(app, config.CORS_ORIGINS)
+    # After CORS's hook: a browser's preflight is answered 200 even on a path that redirects.
+    app.before_request(redirects.redirect_by_path)
     commands.register(app)
     return app
 

@@ -12,6 +12,7 @@ def register(app, origins):
     if not origins:
         return
     app.before_request(answer_preflight)
+    app.after_request(vary_by_origin)
     CORS(
         app,
         origins=origins,
@@ -20,7 +21,15 @@ def register(app, origins):
         methods=ALLOWED_METHODS,
         supports_credentials=False,
         max_age=600,
+        # flask-cors sends Vary only when more than one origin is listed; vary_by_origin sends it on every answer.
+        vary_header=False,
     )
+
+
+def vary_by_origin(response):
+    """Tell caches that the answer depends on the request's Origin: only listed origins get the CORS headers."""
+    response.vary.add("Origin")
+    return response
 
 
 def answer_preflight():

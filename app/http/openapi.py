@@ -44,7 +44,8 @@ SHARED_RESPONSES = {
                   "(`details` names the fields)",
     "PayloadTooLarge": HTTP_MESSAGES[413],
     "UriTooLong": HTTP_MESSAGES.get(414, "The request line (method and URL) is too long"),
-    "HeadersTooLarge": HTTP_MESSAGES.get(431, "Too many request headers, or one too large"),
+    "HeadersTooLarge": HTTP_MESSAGES.get(431, "Request headers too large: too many, one too large, or all together "
+                                              "over MAX_HEADER_BYTES (32 KiB by default)"),
     "InternalError": f"Internal server error | {INTEGRITY_CHECK_FAILED} (a stored value found in a record it does "
                      "not belong to; nothing of it is served)",
     "DatabaseUnavailable": DatabaseUnavailable.message,

@@ -30,6 +30,12 @@ def forbid_storing(response):
     return response
 
 
+def forbid_sniffing(response):
+    """Mark a response as to be read only as its Content-Type says: a browser must not guess HTML out of JSON."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 class PatientIdConverter(BaseConverter):
     """A patient id in the path: any segment but `add_and_link`, which is a route of its own."""
 

@@ -138,3 +138,37 @@ def test_with_no_origins_configured_a_preflight_to_an_unknown_path_is_a_plain_40
     assert response.status_code == 404
     assert response.get_json() == {"success": False, "error": "Not found"}
     assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def vary(response):
+    """Return the request headers a response says it depends on, in lower case, over every Vary line."""
+    return [name.strip().lower() for line in response.headers.getlist("Vary") for name in line.split(",")]
+
+
+@pytest.mark.parametrize("origins", [[FRONTEND], [FRONTEND, "https://ops.example"]])
+@pytest.mark.parametrize("method, path, status", [
+    ("GET", "/healthz", 200),
+    ("GET", "/nope", 404),
+    ("DELETE", "/healthz", 405),
+    ("GET", "/patients?uid=doctor_a", 401),
+])
+def test_an_answer_with_cors_headers_says_once_that_it_varies_by_origin(origins, method, path, status):
+    client = create_app(make_config(MONGO_CLIENT=mongomock.MongoClient(), CORS_ORIGINS=origins)).test_client()
+
+    response = client.open(path, method=method, headers={"Origin": FRONTEND})
+
+    assert response.status_code == status
+    assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
+    assert vary(response) == ["origin"]
+
+
+def test_a_preflight_says_that_it_varies_by_origin(cors_client):
+    assert vary(preflight(cors_client, FRONTEND)) == ["origin"]
+
+
+def test_the_answer_another_origin_gets_varies_by_origin_too(cors_client):
+    # A cache keeping this answer, without the CORS headers, must not hand it to the frontend.
+    response = cors_client.get("/healthz", headers={"Origin": "https://evil.example"})
+
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert vary(response) == ["origin"]

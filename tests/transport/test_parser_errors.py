@@ -14,6 +14,7 @@ def refused(port, request):
     assert headers["content-type"] == "application/json"
     assert int(headers["content-length"]) == len(body)
     assert headers["connection"].lower() == "close"
+    assert headers["x-content-type-options"] == "nosniff"
     return status, json.loads(body)
 
 

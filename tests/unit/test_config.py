@@ -70,3 +70,21 @@ def test_an_on_off_switch_takes_on_or_off_in_any_case_and_nothing_else(monkeypat
     monkeypatch.setenv("MONGODB_CLIENT_BULK_WRITE", "maybe")
     with pytest.raises(ConfigError, match="MONGODB_CLIENT_BULK_WRITE must be on or off, got 'maybe'"):
         Config()
+
+
+def test_the_header_cap_is_32_kib_by_default_and_read_from_the_environment(monkeypatch):
+    monkeypatch.delenv("MAX_HEADER_BYTES", raising=False)
+    assert Config().MAX_HEADER_BYTES == 32 * 1024
+    monkeypatch.setenv("MAX_HEADER_BYTES", "65536")
+    assert Config().MAX_HEADER_BYTES == 65536
+
+
+@pytest.mark.parametrize("raw", ["4095", "0", "-1"])
+def test_a_header_cap_too_small_for_an_ordinary_request_is_refused_naming_the_variable(monkeypatch, raw):
+    from tests.conftest import make_config
+
+    monkeypatch.setenv("MAX_HEADER_BYTES", raw)
+    with pytest.raises(ConfigError, match="MAX_HEADER_BYTES must be a whole number of bytes, at least 4096"):
+        make_config().validate()
+    monkeypatch.setenv("MAX_HEADER_BYTES", "4096")
+    assert make_config().validate()
