@@ -1,4 +1,5 @@
-"""The service's gunicorn worker: gevent, parser refusals in the envelope, and a stop when the app cannot load.
+"""The service's gunicorn worker: gevent, parser refusals in the envelope, a stop when the app cannot load, and
+no keep-alive after a body the app left unread.
 
 Kept outside the `app` package: gunicorn imports the worker class in the master, before gevent patches
 anything, and importing `app` there would load pymongo and its locks unpatched.
@@ -16,7 +17,7 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
-from gunicorn.util import write_nonblock
+from gunicorn.util import close_graceful, write_nonblock
 from gunicorn.workers.ggevent import GeventWorker
 
 # First match wins; the messages name the fault, never the request: it may carry patient names in `q=`.
@@ -28,6 +29,10 @@ PARSER_REFUSALS = (
     (ForbiddenProxyRequest, 403, "Forbidden", "Forbidden"),
     (ParseException, 400, "Bad Request", "Bad request"),
 )
+# After answering a request whose body it left unread, the worker stops sending and reads what the client
+# still sends for up to this long before it closes: closing at once, with unread bytes, would send a reset
+# that can destroy the answer before the client reads it (RFC 9112 9.6).
+LINGER_S = 1.0
 
 
 class ClinicWorker(GeventWorker):
@@ -42,11 +47,17 @@ class ClinicWorker(GeventWorker):
             if not isinstance(error, SystemExit):
                 self.log.error("cannot load the app: %s at %s", type(error).__name__, _where(error))
             raise SystemExit(Arbiter.APP_LOAD_ERROR) from None
+        self.wsgi = _closing_after_unread_bodies(self.wsgi)
 
     def handle_request(self, listener_name, req, sock, addr):
         """Serve one request, then let the worker's other connections run before this one's next."""
+        body = req.body = BodyReadToItsEnd(req)
         try:
             return super().handle_request(listener_name, req, sock, addr)
+        except StopIteration:
+            if not body.read_to_its_end:
+                close_graceful(sock, LINGER_S)
+            raise
         finally:
             # A kept-alive client whose requests never wait on I/O (/healthz in a loop) would otherwise keep
             # the worker to itself: greenlets only switch when one blocks.
@@ -70,6 +81,84 @@ class ClinicWorker(GeventWorker):
             write_nonblock(client, head + body)
         except OSError:
             pass  # the client has gone; nothing to answer
+
+
+class BodyReadToItsEnd:
+    """A request's body (wsgi.input) that knows whether the app read it to its end."""
+
+    def __init__(self, request):
+        self._request = request
+        self._body = request.body
+        # Bytes still to come of a declared length; None for a chunked body, which ends with its last chunk.
+        self._left = _declared_length(request)
+        self.read_to_its_end = self._left == 0
+
+    def read(self, size=None):
+        """Read up to size bytes (all that is left by default)."""
+        data = self._body.read(size)
+        # gunicorn's body returns fewer bytes than asked for only once the body has ended.
+        self._note(data, ended=size is None or size < 0 or len(data) < size)
+        return data
+
+    def readline(self, size=None):
+        """Read one line."""
+        data = self._body.readline(size)
+        self._note(data, ended=not data and size != 0)
+        return data
+
+    def readlines(self, size=None):
+        """Read the remaining lines."""
+        lines = self._body.readlines(size)
+        self._note(b"".join(lines), ended=True)
+        return lines
+
+    def __iter__(self):
+        """Iterate over the remaining lines."""
+        return iter(self.readline, b"")
+
+    @property
+    def failed(self):
+        """Tell whether a read of the body raised (gunicorn then reuses no connection)."""
+        return getattr(self._body, "failed", False)
+
+    def close_unless_read(self):
+        """Close the connection after the answer unless the body was read to its end (or there was none)."""
+        # The rest of an unread body is not ours to wait for: gunicorn would read it to find the next request,
+        # for as long as a client trickles it. Before the answer's head is sent, so that it says Connection: close.
+        if not self.read_to_its_end:
+            self._request.force_close()
+
+    def _note(self, data, ended):
+        """Count what was read, and whether the body has ended."""
+        if self._left is None:
+            self.read_to_its_end = self.read_to_its_end or ended
+        else:
+            self._left -= len(data)
+            self.read_to_its_end = self._left <= 0
+
+
+def _declared_length(request):
+    """Return the request's Content-Length (0 if none), or None when its body is chunked."""
+    length = 0
+    for name, value in request.headers:
+        if name == "TRANSFER-ENCODING":
+            return None  # gunicorn refuses any Transfer-Encoding that does not end with chunked
+        if name == "CONTENT-LENGTH":
+            length = int(value)  # gunicorn has checked it is a whole number
+    return length
+
+
+def _closing_after_unread_bodies(app):
+    """Wrap the WSGI app so that a request whose body it left unread ends its connection."""
+
+    def serve(environ, start_response):
+        body = environ["wsgi.input"]  # the app may put its own reader in front of it
+        answer = app(environ, start_response)
+        if isinstance(body, BodyReadToItsEnd):
+            body.close_unless_read()
+        return answer
+
+    return serve
 
 
 def _where(error):
