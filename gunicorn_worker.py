@@ -47,7 +47,6 @@ class ClinicWorker(GeventWorker):
             if not isinstance(error, SystemExit):
                 self.log.error("cannot load the app: %s at %s", type(error).__name__, _where(error))
             raise SystemExit(Arbiter.APP_LOAD_ERROR) from None
-        self.wsgi = _closing_after_unread_bodies(self.wsgi)
 
     def handle_request(self, listener_name, req, sock, addr):
         """Serve one request, then let the worker's other connections run before this one's next."""
@@ -92,6 +91,8 @@ class BodyReadToItsEnd:
         # Bytes still to come of a declared length; None for a chunked body, which ends with its last chunk.
         self._left = _declared_length(request)
         self.read_to_its_end = self._left == 0
+        self._closes_anyway = request.must_close
+        self._close_unless_read()
 
     def read(self, size=None):
         """Read up to size bytes (all that is left by default)."""
@@ -121,12 +122,12 @@ class BodyReadToItsEnd:
         """Tell whether a read of the body raised (gunicorn then reuses no connection)."""
         return getattr(self._body, "failed", False)
 
-    def close_unless_read(self):
-        """Close the connection after the answer unless the body was read to its end (or there was none)."""
-        # The rest of an unread body is not ours to wait for: gunicorn would read it to find the next request,
-        # for as long as a client trickles it. Before the answer's head is sent, so that it says Connection: close.
-        if not self.read_to_its_end:
-            self._request.force_close()
+    def _close_unless_read(self):
+        """Have the connection closed after the answer for as long as the body is not read to its end."""
+        # The rest of an unread body (401, 408, 413, a body sent to /healthz) is not ours to wait for: gunicorn
+        # would read it to find the next request, for as long as a client trickles it. Decided on every read,
+        # so it holds when the answer's head is sent and says Connection: close.
+        self._request.must_close = self._closes_anyway or not self.read_to_its_end
 
     def _note(self, data, ended):
         """Count what was read, and whether the body has ended."""
@@ -135,6 +136,7 @@ class BodyReadToItsEnd:
         else:
             self._left -= len(data)
             self.read_to_its_end = self._left <= 0
+        self._close_unless_read()
 
 
 def _declared_length(request):
@@ -146,19 +148,6 @@ def _declared_length(request):
         if name == "CONTENT-LENGTH":
             length = int(value)  # gunicorn has checked it is a whole number
     return length
-
-
-def _closing_after_unread_bodies(app):
-    """Wrap the WSGI app so that a request whose body it left unread ends its connection."""
-
-    def serve(environ, start_response):
-        body = environ["wsgi.input"]  # the app may put its own reader in front of it
-        answer = app(environ, start_response)
-        if isinstance(body, BodyReadToItsEnd):
-            body.close_unless_read()
-        return answer
-
-    return serve
 
 
 def _where(error):
