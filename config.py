@@ -113,6 +113,17 @@ def _int(name, default):
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
 
 
+def _seconds(name, default):
+    """Read a number of seconds, failing loudly on a malformed value."""
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+
+
 def _flag(name):
     """Read a yes/no variable (1/true/yes or 0/false/no), failing loudly on anything else."""
     raw = (os.environ.get(name) or "").strip().lower()
@@ -150,6 +161,9 @@ class Config:
         self.JWT_ADMIN_ROLE = env("JWT_ADMIN_ROLE") or "admin"
         # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
         self.JWT_MAX_LIFETIME_SECONDS = _int("JWT_MAX_LIFETIME_SECONDS", 86400)
+        # A request body must arrive whole within this many seconds of its first read, else 408 and the connection
+        # closes: a body trickled a byte at a time would otherwise hold its connection for as long as it likes.
+        self.BODY_TIMEOUT_S = _seconds("BODY_TIMEOUT_S", 10.0)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
         # text: one line per entry, as a person reads them; json: one JSON object per line, for log collectors.
         self.LOG_FORMAT = _choice("LOG_FORMAT", LOG_FORMATS)
@@ -190,6 +204,8 @@ class Config:
                     f"CORS_ORIGINS entries must be exact origins like https://app.example, got {origin!r}")
         if self.MONGODB_TIMEOUT_MS <= 0:
             raise ConfigError("MONGODB_TIMEOUT_MS must be a positive number of milliseconds")
+        if not 0 < self.BODY_TIMEOUT_S < float("inf"):  # also refuses nan
+            raise ConfigError("BODY_TIMEOUT_S must be a positive number of seconds")
         if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:
             raise ConfigError("no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of 96 bytes) or "
                               "FIELD_ENCRYPTION_KMS_PROVIDER (see README), or FIELD_ENCRYPTION=off for development")

@@ -1,5 +1,5 @@
-"""The service's gunicorn worker: gevent, a cap on a request's headers, parser refusals in the envelope, and a stop
-when the app cannot load.
+"""The service's gunicorn worker: gevent, a cap on a request's headers, parser refusals in the envelope, a stop
+when the app cannot load, and no keep-alive after a body the app left unread.
 
 Kept outside the `app` package: gunicorn imports the worker class in the master, before gevent patches
 anything, and importing `app` there would load pymongo and its locks unpatched.
@@ -17,7 +17,7 @@ from gunicorn.http.errors import (
     ParseException,
     UnsupportedTransferCoding,
 )
-from gunicorn.util import write_nonblock
+from gunicorn.util import close_graceful, write_nonblock
 from gunicorn.workers.ggevent import GeventWorker
 
 from config import Config
@@ -31,6 +31,10 @@ PARSER_REFUSALS = (
     (ForbiddenProxyRequest, 403, "Forbidden", "Forbidden"),
     (ParseException, 400, "Bad Request", "Bad request"),
 )
+# After answering a request whose body it left unread, the worker stops sending and reads what the client
+# still sends for up to this long before it closes: closing at once, with unread bytes, would send a reset
+# that can destroy the answer before the client reads it (RFC 9112 9.6).
+LINGER_S = 1.0
 
 
 class ClinicWorker(GeventWorker):
@@ -54,11 +58,16 @@ class ClinicWorker(GeventWorker):
 
     def handle_request(self, listener_name, req, sock, addr):
         """Serve a request whose headers fit the cap, then let the other connections run before this one's next."""
+        body = req.body = BodyReadToItsEnd(req)
         try:
             if header_bytes(req.headers) > self.max_header_bytes:
                 # Refused before the app sees it: handle_error answers 431 in the envelope, and the connection closes.
                 raise LimitRequestHeaders("headers over MAX_HEADER_BYTES")
             return super().handle_request(listener_name, req, sock, addr)
+        except StopIteration:
+            if not body.read_to_its_end:
+                close_graceful(sock, LINGER_S)
+            raise
         finally:
             # A kept-alive client whose requests never wait on I/O (/healthz in a loop) would otherwise keep
             # the worker to itself: greenlets only switch when one blocks.
@@ -87,6 +96,74 @@ class ClinicWorker(GeventWorker):
 def header_bytes(headers):
     """Return the size of a request's headers as sent: each `Name: value` and its line end."""
     return sum(len(name) + len(value) + 4 for name, value in headers)
+
+
+class BodyReadToItsEnd:
+    """A request's body (wsgi.input) that knows whether the app read it to its end."""
+
+    def __init__(self, request):
+        self._request = request
+        self._body = request.body
+        # Bytes still to come of a declared length; None for a chunked body, which ends with its last chunk.
+        self._left = _declared_length(request)
+        self.read_to_its_end = self._left == 0
+        self._closes_anyway = request.must_close
+        self._close_unless_read()
+
+    def read(self, size=None):
+        """Read up to size bytes (all that is left by default)."""
+        data = self._body.read(size)
+        # gunicorn's body returns fewer bytes than asked for only once the body has ended.
+        self._note(data, ended=size is None or size < 0 or len(data) < size)
+        return data
+
+    def readline(self, size=None):
+        """Read one line."""
+        data = self._body.readline(size)
+        self._note(data, ended=not data and size != 0)
+        return data
+
+    def readlines(self, size=None):
+        """Read the remaining lines."""
+        lines = self._body.readlines(size)
+        self._note(b"".join(lines), ended=True)
+        return lines
+
+    def __iter__(self):
+        """Iterate over the remaining lines."""
+        return iter(self.readline, b"")
+
+    @property
+    def failed(self):
+        """Tell whether a read of the body raised (gunicorn then reuses no connection)."""
+        return getattr(self._body, "failed", False)
+
+    def _close_unless_read(self):
+        """Have the connection closed after the answer for as long as the body is not read to its end."""
+        # The rest of an unread body (401, 408, 413, a body sent to /healthz) is not ours to wait for: gunicorn
+        # would read it to find the next request, for as long as a client trickles it. Decided on every read,
+        # so it holds when the answer's head is sent and says Connection: close.
+        self._request.must_close = self._closes_anyway or not self.read_to_its_end
+
+    def _note(self, data, ended):
+        """Count what was read, and whether the body has ended."""
+        if self._left is None:
+            self.read_to_its_end = self.read_to_its_end or ended
+        else:
+            self._left -= len(data)
+            self.read_to_its_end = self._left <= 0
+        self._close_unless_read()
+
+
+def _declared_length(request):
+    """Return the request's Content-Length (0 if none), or None when its body is chunked."""
+    length = 0
+    for name, value in request.headers:
+        if name == "TRANSFER-ENCODING":
+            return None  # gunicorn refuses any Transfer-Encoding that does not end with chunked
+        if name == "CONTENT-LENGTH":
+            length = int(value)  # gunicorn has checked it is a whole number
+    return length
 
 
 def _where(error):

@@ -9,6 +9,7 @@ from flask.json.provider import DefaultJSONProvider
 from app import commands
 from app.http import cors, errors, redirects, request_log, web
 from app.http.auth import TokenVerifier
+from app.http.body_deadline import BodyDeadline
 from app.http.body_limit import BodyLimit
 from app.http.log_format import formatter_for
 from app.store.db import Database, build_client
@@ -26,6 +27,7 @@ def create_app(config=None):
     app.json = StorableJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)
+    app.wsgi_app = BodyDeadline(app.wsgi_app, config.BODY_TIMEOUT_S)  # outermost: BodyLimit's read is timed too
     app.json.sort_keys = False  # keep the documented field order
     app.json.compact = True
     app.url_map.converters["patient_id"] = web.PatientIdConverter

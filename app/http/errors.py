@@ -17,6 +17,7 @@ HTTP_MESSAGES = {
     400: "Bad request",
     404: "Not found",
     405: "Method not allowed",
+    408: "Request body not received in time",
     413: "Request body too large (limit 64 KiB)",
     415: "Unsupported media type",
 }

@@ -88,3 +88,20 @@ def test_a_header_cap_too_small_for_an_ordinary_request_is_refused_naming_the_va
         make_config().validate()
     monkeypatch.setenv("MAX_HEADER_BYTES", "4096")
     assert make_config().validate()
+
+
+def test_the_body_deadline_is_ten_seconds_by_default(monkeypatch):
+    monkeypatch.delenv("BODY_TIMEOUT_S", raising=False)
+    assert Config().BODY_TIMEOUT_S == 10
+    monkeypatch.setenv("BODY_TIMEOUT_S", "2.5")
+    assert Config().BODY_TIMEOUT_S == 2.5
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "nan", "inf", "soon"])
+def test_a_body_deadline_that_is_not_a_positive_number_of_seconds_is_refused_in_one_line(monkeypatch, raw):
+    from tests.conftest import make_config
+
+    monkeypatch.setenv("BODY_TIMEOUT_S", raw)
+    with pytest.raises(ConfigError, match="BODY_TIMEOUT_S must be a") as refused:
+        make_config().validate()
+    assert "\n" not in str(refused.value)
