@@ -12,7 +12,7 @@ from tests.servers import free_port, stop_process
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
 SERVICE_VARIABLES = ("MONGODB_", "JWT_", "LOG_", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "GUNICORN_", "HOST", "PORT",
-                     "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION")
+                     "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION", "MAX_HEADER_BYTES", "BODY_TIMEOUT_S")
 # The tests' field-encryption master key (96 bytes, base64), fixed so that a failing test can be rerun by hand.
 MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(96, b".")).decode()
 
