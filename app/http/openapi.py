@@ -43,6 +43,7 @@ SHARED_RESPONSES = {
     "BadRequest": "The request is malformed (its request line, headers, query or JSON) or fails validation "
                   "(`details` names the fields)",
     "PayloadTooLarge": HTTP_MESSAGES[413],
+    "BodyTooSlow": f"{HTTP_MESSAGES[408]} (the whole body within BODY_TIMEOUT_S, 10 s by default)",
     "UriTooLong": HTTP_MESSAGES.get(414, "The request line (method and URL) is too long"),
     "HeadersTooLarge": HTTP_MESSAGES.get(431, "Request headers too large: too many, one too large, or all together "
                                               "over MAX_HEADER_BYTES (32 KiB by default)"),
@@ -255,9 +256,9 @@ def _responses(operation):
     for status, headers in operation.response_headers.items():
         for header in headers:
             responses[str(status)]["headers"][header] = _ref("headers", header)
-    # Any request can be malformed or too large before a route sees it, whatever the operation takes.
-    shared = {"400": "BadRequest", "413": "PayloadTooLarge", "414": "UriTooLong", "431": "HeadersTooLarge",
-              "500": "InternalError", "503": "DatabaseUnavailable"}
+    # Any request can be malformed, too large or too slow before a route sees it, whatever the operation takes.
+    shared = {"400": "BadRequest", "408": "BodyTooSlow", "413": "PayloadTooLarge", "414": "UriTooLong",
+              "431": "HeadersTooLarge", "500": "InternalError", "503": "DatabaseUnavailable"}
     if not operation.public:
         shared["401"] = "Unauthorized"
     for status, name in shared.items():
