@@ -38,8 +38,9 @@ def run_bounded(command, env):
     ({**KEY, "JWT_PUBLIC_KEY": NOT_A_PEM}, "JWT_PUBLIC_KEY"),
     ({**KEY}, "JWT_SECRET"),
     ({**KEY, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
+    ({**KEY, "JWT_SECRET": SECRET, "RATE_LIMIT": "on", "RATE_LIMIT_PER_SUBJECT": "lots"}, "RATE_LIMIT_PER_SUBJECT"),
 ], ids=["short-secret", "origin-without-scheme", "timeout-not-a-number", "public-key-not-pem", "no-key",
-        "no-workers"])
+        "no-workers", "rate-limit-not-limits"])
 def test_gunicorn_refuses_a_bad_setting_with_one_line_naming_it(settings, variable):
     env = bare_environment(MONGODB_URI=NOWHERE, PORT=free_port(), **settings)
 
