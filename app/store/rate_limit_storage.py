@@ -1,0 +1,32 @@
+"""Where the rate limits count requests: the service's own database by default, or a limits storage URI."""
+from typing import Any
+
+from limits.storage import MongoDBStorage, StorageTypes, storage_from_string
+from pymongo.mongo_client import MongoClient
+
+# The limits library's two collections, named as the service's own: fixed-window counters and moving windows.
+RATE_LIMIT_COUNTERS = "rate_limit_counters"
+RATE_LIMIT_WINDOWS = "rate_limit_windows"
+
+
+class _ServiceDatabaseStorage(MongoDBStorage):
+    """The limits library's MongoDB storage over the service's own client and database."""
+
+    def __init__(self, client: MongoClient[dict[str, Any]], database_name: str) -> None:
+        self._service_client = client
+        super().__init__("mongodb://", database_name=database_name, counter_collection_name=RATE_LIMIT_COUNTERS,
+                         window_collection_name=RATE_LIMIT_WINDOWS)
+
+    def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient[dict[str, Any]]:
+        """Use the service's client: its pool, its timeouts and its credentials, not a second client of its own."""
+        return self._service_client
+
+    def __del__(self) -> None:
+        """Leave the client open: the service owns it (the library's storage closes the client it made)."""
+
+
+def rate_limit_storage(uri: str | None, client: MongoClient[dict[str, Any]], database_name: str) -> StorageTypes:
+    """Return the storage named by uri, or the service's own database when uri is None."""
+    if uri is None:
+        return _ServiceDatabaseStorage(client, database_name)
+    return storage_from_string(uri)
