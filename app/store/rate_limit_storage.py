@@ -2,7 +2,9 @@
 from typing import Any
 
 from limits.storage import MongoDBStorage, StorageTypes, storage_from_string
+from pymongo.database import Database
 from pymongo.mongo_client import MongoClient
+from pymongo.write_concern import WriteConcern
 
 # The limits library's two collections, named as the service's own: fixed-window counters and moving windows.
 RATE_LIMIT_COUNTERS = "rate_limit_counters"
@@ -20,6 +22,12 @@ class _ServiceDatabaseStorage(MongoDBStorage):
     def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient[dict[str, Any]]:
         """Use the service's client: its pool, its timeouts and its credentials, not a second client of its own."""
         return self._service_client
+
+    @property
+    def _database(self) -> Database[dict[str, Any]]:
+        """Return the service's database, acknowledged by the primary alone: a count lost in a failover costs a
+        caller a few extra requests, where waiting for a majority on each would cost every request."""
+        return self.storage.get_database(self._database_name, write_concern=WriteConcern(w=1, j=False))
 
     def __del__(self) -> None:
         """Leave the client open: the service owns it (the library's storage closes the client it made)."""
