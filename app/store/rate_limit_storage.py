@@ -1,6 +1,7 @@
 """Where the rate limits count requests: the service's own database by default, or a limits storage URI."""
 from typing import Any
 
+import pymongo
 from limits.storage import MongoDBStorage, StorageTypes, storage_from_string
 from pymongo.database import Database
 from pymongo.mongo_client import MongoClient
@@ -9,6 +10,8 @@ from pymongo.write_concern import WriteConcern
 # The limits library's two collections, named as the service's own: fixed-window counters and moving windows.
 RATE_LIMIT_COUNTERS = "rate_limit_counters"
 RATE_LIMIT_WINDOWS = "rate_limit_windows"
+# A window is deleted once its last request has left it (the library's own index, by the name it gives it).
+RATE_LIMIT_WINDOWS_EXPIRE = pymongo.IndexModel([("expireAt", 1)], name="expireAt_1", expireAfterSeconds=0)
 
 
 class _ServiceDatabaseStorage(MongoDBStorage):
@@ -19,8 +22,15 @@ class _ServiceDatabaseStorage(MongoDBStorage):
         super().__init__("mongodb://", database_name=database_name, counter_collection_name=RATE_LIMIT_COUNTERS,
                          window_collection_name=RATE_LIMIT_WINDOWS)
 
-    def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient[dict[str, Any]]:
+    @property
+    def storage(self) -> MongoClient[dict[str, Any]]:
         """Use the service's client: its pool, its timeouts and its credentials, not a second client of its own."""
+        # Not the library's first-use createIndexes: the store creates the index at start (db.INDEXES), since
+        # secantusd-py hangs when a createIndexes that creates the collection races the first counts into it.
+        return self._service_client
+
+    def _init_mongo_client(self, uri: str | None, **options: int | str | bool) -> MongoClient[dict[str, Any]]:
+        """Return the service's client (never called: storage returns it)."""
         return self._service_client
 
     @property
