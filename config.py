@@ -2,6 +2,7 @@
 import base64
 import binascii
 import hashlib
+import importlib.util
 import json
 import os
 from dataclasses import dataclass, field
@@ -9,6 +10,8 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from limits import parse_many
+from limits.storage import SCHEMES as RATE_LIMIT_STORAGE_SCHEMES
 
 # RFC 7518 3.2: an HS256 key must be at least as long as the hash it keys.
 MIN_SECRET_BYTES = 32
@@ -22,6 +25,11 @@ LOG_FORMATS = ("text", "json")
 
 # A browser's own headers and a bearer token take 2 to 3 KB: a cap below this would refuse ordinary requests.
 MIN_HEADER_BYTES = 4096
+# Requests a token's subject may send: more than a doctor's busiest page (a burst of ten), far less than a script
+# (a loop of writes runs at a hundred a second); 300 a minute is a request every 0.2 s, sustained, for a minute.
+RATE_LIMIT_PER_SUBJECT = "10/second;300/minute"
+# Requests without a valid token, per client address: a frontend whose token expired needs one or two to sign in.
+RATE_LIMIT_PER_ADDRESS = "5/second;60/minute"
 
 
 class ConfigError(RuntimeError):
@@ -178,6 +186,12 @@ class Config:
         # Every header of a request together, counted as `Name: value` and its line end; gunicorn holds each one
         # (8190 bytes) and their number (100), which together let about 800 KB through.
         self.MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 32 * 1024)
+        # Floods are refused with 429 per token subject and, without a valid token, per client address; off: no limit.
+        self.RATE_LIMIT = _switch("RATE_LIMIT")
+        self.RATE_LIMIT_PER_SUBJECT = env("RATE_LIMIT_PER_SUBJECT") or RATE_LIMIT_PER_SUBJECT
+        self.RATE_LIMIT_PER_ADDRESS = env("RATE_LIMIT_PER_ADDRESS") or RATE_LIMIT_PER_ADDRESS
+        # Where requests are counted (a `limits` storage URI); None: the service's own database, shared by its workers.
+        self.RATE_LIMIT_STORAGE_URI = env("RATE_LIMIT_STORAGE_URI") or None
         self.CORS_ORIGINS = [origin.strip() for origin in (env("CORS_ORIGINS") or "").split(",") if origin.strip()]
         # A client handed in by tests (mongomock or a client for a real server); None builds one from the URI.
         self.MONGO_CLIENT = None
@@ -213,4 +227,30 @@ class Config:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         if type(self.MAX_HEADER_BYTES) is not int or self.MAX_HEADER_BYTES < MIN_HEADER_BYTES:
             raise ConfigError(f"MAX_HEADER_BYTES must be a whole number of bytes, at least {MIN_HEADER_BYTES}")
+        if self.RATE_LIMIT:
+            _rate_limits("RATE_LIMIT_PER_SUBJECT", self.RATE_LIMIT_PER_SUBJECT)
+            _rate_limits("RATE_LIMIT_PER_ADDRESS", self.RATE_LIMIT_PER_ADDRESS)
+            _rate_limit_storage(self.RATE_LIMIT_STORAGE_URI)
         return self
+
+
+def _rate_limits(name, raw):
+    """Refuse a rate limit setting that is not one or more limits like 10/second;300/minute, each of one or more."""
+    try:
+        limits = parse_many(raw)
+    except ValueError:
+        limits = []
+    if not limits or any(limit.amount < 1 for limit in limits):
+        raise ConfigError(f"{name} must be limits like {RATE_LIMIT_PER_SUBJECT} (a count of 1 or more per second, "
+                          f"minute, hour or day, separated by ;), got {raw!r}")
+
+
+def _rate_limit_storage(uri):
+    """Refuse a rate limit storage URI the limits library cannot use here (unknown, async, or not installed)."""
+    if uri is None:
+        return
+    scheme, separator, _ = uri.partition("://")
+    storage = RATE_LIMIT_STORAGE_SCHEMES.get(scheme) if separator and not scheme.startswith("async+") else None
+    if storage is None or not all(importlib.util.find_spec(name) for name in storage.DEPENDENCIES):
+        raise ConfigError("RATE_LIMIT_STORAGE_URI must be a limits storage URI whose client is installed "
+                          f"(memory:// or mongodb://host:port/), got scheme {scheme!r}")

@@ -7,7 +7,7 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from app import commands
-from app.http import cors, errors, redirects, request_log, web
+from app.http import cors, errors, rate_limits, redirects, request_log, web
 from app.http.auth import TokenVerifier
 from app.http.body_deadline import BodyDeadline
 from app.http.body_limit import BodyLimit
@@ -43,6 +43,7 @@ def create_app(config=None):
     database.try_prepare()
     app.extensions["clinic.db"] = database
     app.extensions["clinic.tokens"] = TokenVerifier(config)
+    app.extensions["clinic.rate_limits"] = rate_limits.build(config, client)
 
     from app.http import appointments, audit_trail, docs, health, patients
 

@@ -9,7 +9,7 @@ from marshmallow import validate
 from app.http.api_docs import ListingOf
 from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
-from app.service.refusals import DatabaseUnavailable
+from app.service.refusals import DatabaseUnavailable, TooManyRequests
 from app.service.schemas import (
     CONTROL_CHARACTERS,
     FREE_TEXT_CONTROL_CHARACTERS,
@@ -50,6 +50,8 @@ SHARED_RESPONSES = {
     "InternalError": f"Internal server error | {INTEGRITY_CHECK_FAILED} (a stored value found in a record it does "
                      "not belong to; nothing of it is served)",
     "DatabaseUnavailable": DatabaseUnavailable.message,
+    "TooManyRequests": f"{TooManyRequests.message}: this token's subject, or this address without a valid token, "
+                       "sent more than its rate limit allows; `Retry-After` says when to try again",
 }
 HEADER_SCHEMAS = {
     # What the service checks, less the spaces at either end that HTTP itself strips from a header value.
@@ -181,10 +183,17 @@ def _add_shared_components(spec):
         "required": True,
         "schema": {"type": "string", "enum": ["Bearer", 'Bearer error="invalid_token"']},
     })
+    spec.components.header("RetryAfter", {
+        "description": "Whole seconds to wait before the window has room for another request",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    })
     for name, description in SHARED_RESPONSES.items():
         response = _error_response(description)
         if name == "Unauthorized":
             response["headers"]["WWW-Authenticate"] = _ref("headers", "BearerChallenge")
+        if name == "TooManyRequests":
+            response["headers"]["Retry-After"] = _ref("headers", "RetryAfter")
         spec.components.response(name, response)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
@@ -260,7 +269,9 @@ def _responses(operation):
     shared = {"400": "BadRequest", "408": "BodyTooSlow", "413": "PayloadTooLarge", "414": "UriTooLong",
               "431": "HeadersTooLarge", "500": "InternalError", "503": "DatabaseUnavailable"}
     if not operation.public:
+        # Only token routes count requests: the probes and the documents are never limited.
         shared["401"] = "Unauthorized"
+        shared["429"] = "TooManyRequests"
     for status, name in shared.items():
         responses.setdefault(status, _ref("responses", name))
     return dict(sorted(responses.items()))

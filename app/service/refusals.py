@@ -88,6 +88,15 @@ class AppointmentNotLinked(Refusal):
     message = "Appointment is not linked to a patient"
 
 
+class TooManyRequests(Refusal):
+    status = 429
+    message = "Too many requests"
+
+    def __init__(self, retry_after: int) -> None:
+        # Whole seconds until the caller's window has room again (RFC 9110 10.2.3).
+        super().__init__(headers={"Retry-After": str(retry_after)})
+
+
 class DatabaseUnavailable(Refusal):
     status = 503
     message = "Database unavailable"

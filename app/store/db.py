@@ -9,6 +9,7 @@ from pymongo.mongo_client import MongoClient
 
 from app.store.errors import ReplicaSetRequired
 from app.store.field_encryption import KEY_VAULT, FieldEncryption
+from app.store.rate_limit_storage import RATE_LIMIT_WINDOWS, RATE_LIMIT_WINDOWS_EXPIRE
 from app.store.records import (
     APPOINTMENTS,
     AUDIT,
@@ -70,6 +71,7 @@ INDEXES = {
         pymongo.IndexModel([("keyAltNames", 1)], name="one_key_per_name", unique=True,
                            partialFilterExpression={"keyAltNames": {"$exists": True}}),
     ],
+    RATE_LIMIT_WINDOWS: [RATE_LIMIT_WINDOWS_EXPIRE],
     IDEMPOTENCY: [
         pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),
         # MongoDB deletes keys a day old by itself; lookups also ignore older ones until it does.

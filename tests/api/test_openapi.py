@@ -248,3 +248,26 @@ def test_an_unknown_docs_asset_is_a_json_404(client):
 
     assert response.status_code == 404
     assert response.get_json() == {"success": False, "error": "Not found"}
+
+
+def test_every_token_operation_documents_its_429_with_retry_after_and_no_public_one_does(document):
+    for path, method, operation in operations(document):
+        assert ("429" in operation["responses"]) == ("security" in operation), (method, path)
+    too_many = document["components"]["responses"]["TooManyRequests"]
+    assert too_many["headers"]["Retry-After"] == {"$ref": "#/components/headers/RetryAfter"}
+    assert document["components"]["headers"]["RetryAfter"]["required"] is True
+
+
+def test_a_real_429_matches_its_documented_schema(document):
+    limited = create_app(make_config(MONGO_CLIENT=mongomock.MongoClient(), RATE_LIMIT=True,
+                                     RATE_LIMIT_PER_ADDRESS="1/minute", RATE_LIMIT_STORAGE_URI="memory://"))
+    client = limited.test_client()
+    client.get("/patients?uid=doctor_a")
+
+    refused = client.get("/patients?uid=doctor_a")
+
+    documented = resolve(document, document["paths"]["/patients"]["get"]["responses"]["429"])
+    retry_after = resolve(document, documented["headers"]["Retry-After"])
+    assert refused.status_code == 429
+    assert_matches(document, documented["content"]["application/json"]["schema"], refused.get_json())
+    assert_matches(document, retry_after["schema"], int(refused.headers["Retry-After"]))

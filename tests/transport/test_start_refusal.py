@@ -39,8 +39,9 @@ def run_bounded(command, env):
     ({**KEY}, "JWT_SECRET"),
     ({**KEY, "JWT_SECRET": SECRET, "WEB_CONCURRENCY": "0"}, "WEB_CONCURRENCY"),
     ({**KEY, "JWT_SECRET": SECRET, "MAX_HEADER_BYTES": "100"}, "MAX_HEADER_BYTES"),
+    ({**KEY, "JWT_SECRET": SECRET, "RATE_LIMIT": "on", "RATE_LIMIT_PER_SUBJECT": "lots"}, "RATE_LIMIT_PER_SUBJECT"),
 ], ids=["short-secret", "origin-without-scheme", "timeout-not-a-number", "public-key-not-pem", "no-key",
-        "no-workers", "header-cap-too-small"])
+        "no-workers", "header-cap-too-small", "rate-limit-not-limits"])
 def test_gunicorn_refuses_a_bad_setting_with_one_line_naming_it(settings, variable):
     env = bare_environment(MONGODB_URI=NOWHERE, PORT=free_port(), **settings)
 

@@ -105,3 +105,28 @@ def test_a_body_deadline_that_is_not_a_positive_number_of_seconds_is_refused_in_
     with pytest.raises(ConfigError, match="BODY_TIMEOUT_S must be a") as refused:
         make_config().validate()
     assert "\n" not in str(refused.value)
+
+
+def test_rate_limits_are_on_by_default_with_limits_a_script_meets_and_a_clinic_does_not(monkeypatch):
+    for name in ("RATE_LIMIT", "RATE_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_ADDRESS", "RATE_LIMIT_STORAGE_URI"):
+        monkeypatch.delenv(name, raising=False)
+    config = Config(JWT_SECRET="s" * 32, FIELD_ENCRYPTION=False).validate()
+    assert (config.RATE_LIMIT, config.RATE_LIMIT_PER_SUBJECT, config.RATE_LIMIT_PER_ADDRESS,
+            config.RATE_LIMIT_STORAGE_URI) == (True, "10/second;300/minute", "5/second;60/minute", None)
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("RATE_LIMIT", "sometimes"),
+    ("RATE_LIMIT_PER_SUBJECT", "lots"),
+    ("RATE_LIMIT_PER_SUBJECT", "0/second"),
+    ("RATE_LIMIT_PER_ADDRESS", "5/fortnight"),
+    ("RATE_LIMIT_STORAGE_URI", "postgres://127.0.0.1/limits"),
+    ("RATE_LIMIT_STORAGE_URI", "async+memory://"),
+    ("RATE_LIMIT_STORAGE_URI", "memcached://127.0.0.1:11211"),  # its client (pymemcache) is not installed
+    ("RATE_LIMIT_STORAGE_URI", "127.0.0.1:27017"),
+])
+def test_a_bad_rate_limit_setting_is_refused_in_one_line_naming_it(monkeypatch, name, raw):
+    monkeypatch.setenv(name, raw)
+    with pytest.raises(ConfigError, match=name) as refused:
+        Config(JWT_SECRET="s" * 32, FIELD_ENCRYPTION=False).validate()
+    assert "\n" not in str(refused.value)
