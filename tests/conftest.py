@@ -50,6 +50,19 @@ def make_token(sub="doctor_a", *, roles=None, ttl=3600, secret=SECRET, algorithm
     return jwt.encode(payload, secret, algorithm=algorithm)
 
 
+class CommandsStarted(pymongo.monitoring.CommandListener):
+    """A command listener that looks at commands as they start; a subclass's started() says what it keeps."""
+
+    def started(self, event):
+        pass
+
+    def succeeded(self, event):
+        pass
+
+    def failed(self, event):
+        pass
+
+
 def service_watched_by(listener, uri, request, db_name=None):
     """Return the service over db_name (a fresh database, dropped after the test, when None) through a client whose
     commands the listener sees, and that database as the client sees it."""

@@ -1,9 +1,8 @@
 """The audit trail: one record per write and per refused write attempt, ids only, readable per doctor."""
-import pymongo
 import pytest
 from bson import ObjectId
 
-from tests.conftest import bearer, jane, service_watched_by
+from tests.conftest import CommandsStarted, bearer, jane, service_watched_by
 
 
 def trail(db):
@@ -84,7 +83,7 @@ def test_a_doctor_reads_their_own_trail_newest_first_and_an_admin_any(client, db
     assert [r["doctor_id"] for r in as_admin["data"]] == ["doctor_b"]
 
 
-class AuditWrites(pymongo.monitoring.CommandListener):
+class AuditWrites(CommandsStarted):
     """Record each command that writes to the audit collection, and whether it ran inside a transaction."""
 
     def __init__(self):
@@ -95,12 +94,6 @@ class AuditWrites(pymongo.monitoring.CommandListener):
         namespaces = [entry.get("ns", "") for entry in command.get("nsInfo", [])]  # a client bulkWrite's
         if command.get(event.command_name) == "audit" or any(ns.endswith(".audit") for ns in namespaces):
             self.seen.append((event.command_name, command.get("autocommit") is False))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.mark.realdb

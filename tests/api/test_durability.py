@@ -7,14 +7,14 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from tests.conftest import bearer, jane, make_config, service_watched_by
+from tests.conftest import CommandsStarted, bearer, jane, make_config, service_watched_by
 from tests.servers import SecantusServer
 
 WRITES = {"insert", "update", "delete", "findAndModify", "commitTransaction"}
 BURST = 60
 
 
-class WriteConcerns(pymongo.monitoring.CommandListener):
+class WriteConcerns(CommandsStarted):
     """Record the write concern of every write command a client sends, and whether it ran in a transaction."""
 
     def __init__(self):
@@ -25,12 +25,6 @@ class WriteConcerns(pymongo.monitoring.CommandListener):
             # Statements of a transaction carry autocommit: false and take the write concern of its commit.
             in_transaction = "autocommit" in event.command and event.command_name != "commitTransaction"
             self.seen.append((event.command_name, in_transaction, event.command.get("writeConcern")))
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.mark.realdb

@@ -6,7 +6,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from tests.conftest import bearer, jane, make_config, service_watched_by
+from tests.conftest import CommandsStarted, bearer, jane, make_config, service_watched_by
 from tests.servers import SecantusServer
 
 REAL = pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command", "standalone"], indirect=True)
@@ -55,19 +55,13 @@ def test_a_failed_patient_insert_writes_nothing(backend, client, db, add_appoint
     assert db.appointments.find_one({"_id": ObjectId(appointment_id)})["patient_id"] is None
 
 
-class CommitCounter(pymongo.monitoring.CommandListener):
+class CommitCounter(CommandsStarted):
     """Count the commitTransaction commands a client sends."""
 
     commits = 0
 
     def started(self, event):
         self.commits += event.command_name == "commitTransaction"
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.mark.parametrize("backend", ["replica_set", "replica_set_per_command"], indirect=True)

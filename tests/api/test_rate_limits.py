@@ -1,11 +1,10 @@
 """Floods are refused per token subject, and per client address without a valid token; the rest is answered."""
 import pymongo
 import pytest
-from pymongo import monitoring
 
 from app import create_app
 from config import Config
-from tests.conftest import bearer, jane, make_config
+from tests.conftest import CommandsStarted, bearer, jane, make_config
 
 FRONTEND = "https://frontend.example"
 RATE_LIMIT_SETTINGS = ("RATE_LIMIT", "RATE_LIMIT_PER_SUBJECT", "RATE_LIMIT_PER_ADDRESS", "RATE_LIMIT_STORAGE_URI")
@@ -122,7 +121,7 @@ def test_rate_limit_off_lifts_the_limit(monkeypatch, mongo, backend, switch, sta
     assert answers == statuses
 
 
-class CommandNames(monitoring.CommandListener):
+class CommandNames(CommandsStarted):
     """Note the name of every command a client sends."""
 
     def __init__(self):
@@ -130,12 +129,6 @@ class CommandNames(monitoring.CommandListener):
 
     def started(self, event):
         self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.mark.realdb

@@ -1,11 +1,10 @@
 """The commands each write sends: one bulkWrite and the commit where the server takes it, one per write before."""
-import pymongo
 import pytest
 
-from tests.conftest import bearer, jane, service_watched_by
+from tests.conftest import CommandsStarted, bearer, jane, service_watched_by
 
 
-class Commands(pymongo.monitoring.CommandListener):
+class Commands(CommandsStarted):
     """Remember the names of the commands a client sends to the test's database (not the server's own)."""
 
     def __init__(self):
@@ -14,12 +13,6 @@ class Commands(pymongo.monitoring.CommandListener):
     def started(self, event):
         if event.command_name not in ("hello", "isMaster", "ping", "endSessions", "createIndexes"):
             self.names.append(event.command_name)
-
-    def succeeded(self, event):
-        pass
-
-    def failed(self, event):
-        pass
 
 
 @pytest.fixture
