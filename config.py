@@ -110,26 +110,16 @@ def _switch(name):
     return _choice(name, ("on", "off")) == "on"
 
 
-def _int(name, default):
-    """Read an integer variable, failing loudly on a malformed value."""
+def _number(name, default, kind=int):
+    """Read a whole number (or, with kind=float, a number of seconds), failing loudly on a malformed value."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        return kind(raw)
     except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-
-
-def _seconds(name, default):
-    """Read a number of seconds, failing loudly on a malformed value."""
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number of seconds"
+        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
 
 
 def _flag(name):
@@ -160,7 +150,7 @@ class Config:
         env = os.environ.get
         self.MONGODB_URI = env("MONGODB_URI") or "mongodb://localhost:27017"
         self.MONGODB_DB = env("MONGODB_DB") or "clinic"
-        self.MONGODB_TIMEOUT_MS = _int("MONGODB_TIMEOUT_MS", 5000)
+        self.MONGODB_TIMEOUT_MS = _number("MONGODB_TIMEOUT_MS", 5000)
         self.JWT_SECRET = env("JWT_SECRET") or None
         self.JWT_PUBLIC_KEY = env("JWT_PUBLIC_KEY") or None
         self.JWT_JWKS_URL = env("JWT_JWKS_URL") or None
@@ -168,10 +158,10 @@ class Config:
         self.JWT_ISSUER = env("JWT_ISSUER") or None
         self.JWT_ADMIN_ROLE = env("JWT_ADMIN_ROLE") or "admin"
         # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
-        self.JWT_MAX_LIFETIME_SECONDS = _int("JWT_MAX_LIFETIME_SECONDS", 86400)
+        self.JWT_MAX_LIFETIME_SECONDS = _number("JWT_MAX_LIFETIME_SECONDS", 86400)
         # A request body must arrive whole within this many seconds of its first read, else 408 and the connection
         # closes: a body trickled a byte at a time would otherwise hold its connection for as long as it likes.
-        self.BODY_TIMEOUT_S = _seconds("BODY_TIMEOUT_S", 10.0)
+        self.BODY_TIMEOUT_S = _number("BODY_TIMEOUT_S", 10.0, float)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
         # text: one line per entry, as a person reads them; json: one JSON object per line, for log collectors.
         self.LOG_FORMAT = _choice("LOG_FORMAT", LOG_FORMATS)
@@ -185,7 +175,7 @@ class Config:
         self.MASTER_KEY = master_key_from_env() if self.FIELD_ENCRYPTION else None
         # Every header of a request together, counted as `Name: value` and its line end; gunicorn holds each one
         # (8190 bytes) and their number (100), which together let about 800 KB through.
-        self.MAX_HEADER_BYTES = _int("MAX_HEADER_BYTES", 32 * 1024)
+        self.MAX_HEADER_BYTES = _number("MAX_HEADER_BYTES", 32 * 1024)
         # Floods are refused with 429 per token subject and, without a valid token, per client address; off: no limit.
         self.RATE_LIMIT = _switch("RATE_LIMIT")
         self.RATE_LIMIT_PER_SUBJECT = env("RATE_LIMIT_PER_SUBJECT") or RATE_LIMIT_PER_SUBJECT
