@@ -24,7 +24,7 @@ help:
 	@echo "    JWT_SECRET=             the token secret (unset: instance/jwt_secret, made on the first run)"
 	@echo "    FIELD_ENCRYPTION_KEY=   the master key (unset: instance/field_encryption_key, made on the first run)"
 	@echo "    CLINIC_INSTANCE_DIR=instance  where the secret, the master key and the database live (tests)"
-	@echo "    and every setting of README.md's Configuration (LOG_LEVEL, CORS_ORIGINS, ...)"
+	@echo "    and every setting of docs/operations.md's Configuration (LOG_LEVEL, CORS_ORIGINS, ...)"
 	@echo "make test              lint (ruff), import rule (lint-imports), types (mypy), then the tests (PYTEST_ARGS=...)"
 	@echo "make bench             measure the service against a plain add_and_link, then mixed traffic (bench/README.md)"
 	@echo "make microbench        time the service's own steps of add_and_link (pytest-benchmark, bench/micro)"
