@@ -60,6 +60,8 @@ def create_app(config=None):
     cors.register(app, config.CORS_ORIGINS)
     # After CORS's hook: a browser's preflight is answered 200 even on a path that redirects.
     app.before_request(redirects.redirect_by_path)
+    # Last: a request redirected, preflighted or routed nowhere is answered without a token.
+    app.before_request(web.authenticate)
     commands.register(app)
     return app
 

@@ -37,6 +37,17 @@ def documented(**description):
 
     def attach(view):
         view.openapi = operation
-        return view
+        return open_to_all(view) if operation.public else view
 
     return attach
+
+
+def open_to_all(view):
+    """Mark a view as served without a token (the probes, the docs)."""
+    view.open_to_all = True
+    return view
+
+
+def is_open_to_all(view):
+    """Tell whether a view is served without a token."""
+    return getattr(view, "open_to_all", False)

@@ -1,21 +1,12 @@
 """HTTP routes for appointments."""
 from flask import Blueprint, request
 
+from app.http.answers import appointment_as_it_stands, appointment_created, listing, response
 from app.http.api_docs import ListingOf, documented
 from app.http.audited import audited
 from app.http.auth import acting_doctor
 from app.http.idempotency import idempotent
-from app.http.web import (
-    created,
-    current_caller,
-    database,
-    doctor_and_query,
-    json_object_body,
-    listing,
-    path_id,
-    success,
-    unit_of_work,
-)
+from app.http.web import current_caller, database, doctor_and_query, json_object_body, path_id, unit_of_work
 from app.service import schemas, steps
 
 bp = Blueprint("appointments", __name__)
@@ -40,18 +31,8 @@ def create_appointment():
     body = json_object_body()
     doctor_id = acting_doctor(caller, request.args.get("uid"))
     fields = schemas.appointment_request.load(body)
-    work = unit_of_work(caller, doctor_id, answer=_created)
-    return _created(steps.schedule_appointment(work, doctor_id, fields))
-
-
-def _created(appointment):
-    """Answer 201 with the stored appointment and where to read it."""
-    return created(schemas.appointment_view.dump(appointment), f"/appointments/{appointment['_id']}")
-
-
-def _answered(appointment):
-    """Answer 200 with the appointment as it now stands."""
-    return success(schemas.appointment_view.dump(appointment))
+    return response(unit_of_work(caller, doctor_id).run(
+        lambda records: appointment_created(steps.schedule_appointment(records, doctor_id, fields))))
 
 
 # No Idempotency-Key on these two: a retry changes nothing (the same link again answers 200, an unlink
@@ -76,8 +57,8 @@ def link_patient(appointment_id):
     patient_id = schemas.link_patient_request.load(json_object_body())["patient_id"]
     appointment_id = path_id(appointment_id, "appointment_id")
     doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
-    work = unit_of_work(caller, doctor_id, answer=_answered)
-    return _answered(steps.link_existing_patient(work, doctor_id, appointment_id, patient_id))
+    return response(unit_of_work(caller, doctor_id).run(lambda records: appointment_as_it_stands(
+        steps.link_existing_patient(records, doctor_id, appointment_id, patient_id))))
 
 
 @bp.delete("/appointments/<appointment_id>/patient")
@@ -96,8 +77,8 @@ def unlink_patient(appointment_id):
     caller = current_caller()
     appointment_id = path_id(appointment_id, "appointment_id")
     doctor_id, _ = doctor_and_query(caller, schemas.doctor_query)
-    work = unit_of_work(caller, doctor_id, answer=_answered)
-    return _answered(steps.unlink_patient(work, doctor_id, appointment_id))
+    return response(unit_of_work(caller, doctor_id).run(
+        lambda records: appointment_as_it_stands(steps.unlink_patient(records, doctor_id, appointment_id))))
 
 
 @bp.get("/appointments/<appointment_id>")
@@ -110,7 +91,7 @@ def read_appointment(appointment_id):
     """Return one of the doctor's appointments."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
     appointment = steps.appointment_of(database().records(), doctor_id, path_id(appointment_id, "appointment_id"))
-    return success(schemas.appointment_view.dump(appointment))
+    return response(appointment_as_it_stands(appointment))
 
 
 @bp.get("/appointments")
@@ -123,6 +104,5 @@ def read_appointment(appointment_id):
 def list_appointments():
     """Return one page of the doctor's appointments, by date then id; those dated otherwise by another program last."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.appointment_list_query)
-    items, next_cursor = database().records().list_appointments(
-        doctor_id, query["limit"], after=query.get("after"), linked=query.get("linked"))
-    return listing(schemas.appointment_view.dump(items, many=True), next_cursor)
+    items, next_cursor = steps.list_appointments(database().records(), doctor_id, query)
+    return response(listing(schemas.appointment_view.dump(items, many=True), next_cursor))

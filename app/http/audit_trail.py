@@ -1,9 +1,10 @@
 """GET /audit: a doctor's audit trail, newest first, for that doctor or an admin."""
 from flask import Blueprint
 
+from app.http.answers import listing, response
 from app.http.api_docs import ListingOf, documented
-from app.http.web import current_caller, database, doctor_and_query, listing
-from app.service import schemas
+from app.http.web import current_caller, database, doctor_and_query
+from app.service import schemas, steps
 
 bp = Blueprint("audit", __name__)
 
@@ -19,5 +20,5 @@ bp = Blueprint("audit", __name__)
 def list_audit():
     """Return one page of the audit trail of a doctor, for that doctor or an admin."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.listing_query)
-    items, next_cursor = database().records().list_audit(doctor_id, query["limit"], after=query.get("after"))
-    return listing(schemas.audit_record_view.dump(items, many=True), next_cursor)
+    items, next_cursor = steps.list_audit_trail(database().records(), doctor_id, query)
+    return response(listing(schemas.audit_record_view.dump(items, many=True), next_cursor))

@@ -6,13 +6,15 @@ from flask import g, request
 from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
+from app.http.refusals import is_refusal, status_of
 from app.http.web import database, is_blank
 from app.service import schemas
-from app.service.refusals import Refusal
-from app.store.errors import KeptWork, ReplicaSetRequired
+from app.store.errors import ReplicaSetRequired
 
 log = logging.getLogger("clinic.audit")
 # The ids a refused attempt may be recorded with, from its path or its body.
+# Its outcome, recorded as the status the attempt was answered with.
+REFUSED = "refused"
 TARGETS = ("appointment_id", "patient_id")
 
 
@@ -27,10 +29,9 @@ def audited(action):
             except ValidationError:
                 _record_refusal(action, 400, kwargs)
                 raise
-            except Refusal as refusal:
-                # A refusal that keeps its writes (the documented 404) was audited with them.
-                if not isinstance(refusal, KeptWork) and refusal.status < 500:
-                    _record_refusal(action, refusal.status, kwargs)
+            except Exception as error:
+                if is_refusal(error) and status_of(error) < 500:
+                    _record_refusal(action, status_of(error), kwargs)
                 raise
 
         return recorded
@@ -57,8 +58,9 @@ def _record_refusal(action, status, path_ids):
                if isinstance(value, str) and schemas.OBJECT_ID.match(value)}
     try:
         # Through a unit of work like every other write: the same write concern, deadline and transient retries.
-        work = database().unit_of_work(caller.subject, doctor_id, g.request_id, named_doctor)
-        work.run(lambda records: records.audit((action, status, targets)))
+        work = database().unit_of_work(caller.subject, doctor_id, g.request_id, named_doctor,
+                                       outcomes={REFUSED: status})
+        work.run(lambda records: records.audit((action, REFUSED, targets)))
     except (PyMongoError, ReplicaSetRequired) as error:
         # The refusal still goes out; only its record is missing, and the log says so without any value.
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)

@@ -5,13 +5,8 @@ from dataclasses import dataclass
 import jwt
 from marshmallow import ValidationError
 
-from app.service.refusals import (
-    MissingBearerToken,
-    MissingDoctorId,
-    NotAllowedForDoctor,
-    NotAuthenticated,
-    TokenKeysUnavailable,
-)
+from app.http.refusals import MissingBearerToken, NotAuthenticated, TokenKeysUnavailable
+from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 from app.service.schemas import DOCTOR_UID, UID_RULE
 from config import rsa_public_key
 

@@ -4,7 +4,7 @@ import os
 import flask_swagger_ui
 from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory
 
-from app.http.api_docs import documented
+from app.http.api_docs import documented, open_to_all
 from app.http.openapi import build_spec
 from app.http.web import refuse_repeated_query_parameters
 
@@ -41,12 +41,14 @@ def confine_page(response):
 
 
 @swagger_ui.get("/")
+@open_to_all
 def page():
     """Answer the Swagger UI page, the same whatever Host the request names."""
     return Response(PAGE, mimetype="text/html")
 
 
 @swagger_ui.get("/<asset>")
+@open_to_all
 def asset(asset):
     """Answer one of the files the page loads; anything else is a 404."""
     if asset in OWN_FILES:

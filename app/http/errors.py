@@ -2,13 +2,12 @@
 import logging
 import traceback
 
-from flask import jsonify
 from marshmallow import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
-from app.http.etags import entity_tag
-from app.service.refusals import DatabaseUnavailable, Refusal
+from app.http.answers import failure, refusal_answer, response
+from app.http.refusals import REFUSED, DatabaseUnavailable
 from app.store.errors import InvalidCursor, NotSealedForThisRecord, ReplicaSetRequired
 
 log = logging.getLogger("clinic.errors")
@@ -30,18 +29,12 @@ FIELD_NAME_SHOWN_MAX = 64
 
 def envelope(status, message, **extra):
     """Build an error response in the envelope."""
-    body = {"success": False, "error": message}
-    body.update((key, value) for key, value in extra.items() if value is not None)
-    return jsonify(body), status
+    return response(failure(status, message, **extra))
 
 
 def refusal_response(refusal):
     """Answer a refusal with its status, message, any details or data, and the headers it calls for."""
-    response, status = envelope(refusal.status, refusal.message, details=refusal.details, data=refusal.data)
-    response.headers.update(refusal.headers)
-    if refusal.version is not None:
-        response.headers["ETag"] = entity_tag(refusal.version)
-    return response, status
+    return response(refusal_answer(refusal))
 
 
 def cursor_response(error):
@@ -91,10 +84,10 @@ def _shown(name):
 
 def http_response(error):
     """Answer a routing or protocol error (404, 405, 413, ...) in the envelope, keeping its headers."""
-    response, status = envelope(error.code, HTTP_MESSAGES.get(error.code, error.name))
+    answer = envelope(error.code, HTTP_MESSAGES.get(error.code, error.name))
     if error.code == 405 and error.valid_methods:
-        response.headers["Allow"] = ", ".join(error.valid_methods)
-    return response, status
+        answer.headers["Allow"] = ", ".join(error.valid_methods)
+    return answer
 
 
 def database_response(error):
@@ -115,7 +108,8 @@ def unexpected_response(error):
 
 def register(app):
     """Install the envelope handlers on the app."""
-    app.register_error_handler(Refusal, refusal_response)
+    for refusal in REFUSED:
+        app.register_error_handler(refusal, refusal_response)
     app.register_error_handler(InvalidCursor, cursor_response)
     app.register_error_handler(ReplicaSetRequired, replica_set_response)
     app.register_error_handler(NotSealedForThisRecord, integrity_response)

@@ -1,8 +1,9 @@
 """Liveness and readiness probes; neither needs a token."""
 from flask import Blueprint
 
+from app.http.answers import response, success
 from app.http.api_docs import documented
-from app.http.web import database, refuse_repeated_query_parameters, success
+from app.http.web import database, refuse_repeated_query_parameters
 from app.service.schemas import ProbeSchema
 
 # Readiness probes give up after a second or so (Kubernetes' default timeoutSeconds is 1): a database that
@@ -19,7 +20,7 @@ bp.before_request(refuse_repeated_query_parameters)
 @documented(summary="Check that the process is up", tag="health", public=True, responses={200: ProbeSchema})
 def healthz():
     """Answer while the process runs, without touching the database."""
-    return success({"status": "ok"})
+    return response(success({"status": "ok"}))
 
 
 @bp.get("/readyz")
@@ -28,4 +29,4 @@ def healthz():
 def readyz():
     """Answer 200 when the database answers a ping within the readiness deadline, else 503 (via the errors)."""
     database().ping(READINESS_DEADLINE_S)
-    return success({"status": "ready"})
+    return response(success({"status": "ready"}))

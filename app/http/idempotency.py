@@ -5,120 +5,97 @@ import logging
 import re
 from functools import wraps
 
-from flask import current_app, g, jsonify, make_response, request
+from flask import g, request
 from pymongo.errors import PyMongoError
 
-from app.http.web import current_caller, database
-from app.service.refusals import (
+from app.http.answers import refusal_answer, response
+from app.http.refusals import (
     DatabaseUnavailable,
     IdempotencyKeyReused,
     IdempotentRequestInProgress,
     InvalidIdempotencyKey,
-    Refusal,
+    is_refusal,
+    status_of,
 )
-from app.store.errors import AnsweredBefore, KeyStillClaimed
-from app.store.idempotency_keys import IdempotencyStore
+from app.http.web import database
+from app.store.errors import AnsweredBefore, KeyTakenOver
+from app.store.idempotency_keys import HeldKey
 
 log = logging.getLogger("clinic.idempotency")
 KEY = re.compile(r"^[\x20-\x7e]{1,255}\Z")
-# Headers that are part of the answer, stored and replayed with it.
-REPLAYED_HEADERS = ("Location", "ETag")
 
 
 def idempotent(view):
-    """Run a write view at most once per (doctor, Idempotency-Key), replaying its stored answer after."""
-    # The key is claimed only once the request has passed its checks (web.unit_of_work), so a request refused
-    # before any work (400, 401, 403) leaves the key free for the corrected retry.
+    """Run a write view at most once per (doctor, Idempotency-Key), giving its kept answer again after."""
+    # The view claims the key through web.unit_of_work once the request has passed its checks, and its unit of work
+    # keeps the answer with its writes. What is left here: the answer kept before, and a refusal that rolled back.
 
     @wraps(view)
     def guarded(*args, **kwargs):
         key = request.headers.get("Idempotency-Key")
         if key is None:
             return view(*args, **kwargs)
-        current_caller()  # an unauthenticated caller learns nothing about keys
         if not KEY.match(key):
             raise InvalidIdempotencyKey()
-        keyed = g.keyed_request = KeyedRequest(database(), key)
+        keyed = g.keyed_request = KeyedRequest(key)
         try:
-            response = make_response(view(*args, **kwargs))
+            return view(*args, **kwargs)
         except AnsweredBefore as before:
             return keyed.replay(before.record)
-        except Exception as error:  # noqa: BLE001 - every outcome is answered, and remembered or released
-            response = make_response(current_app.handle_user_exception(error))
-        return keyed.settle(response)
+        except Exception as error:
+            if keyed.held_key is None:
+                raise  # refused before the key was claimed: the key stays free for the corrected retry
+            return keyed.settle(error)
 
     return guarded
 
 
 class KeyedRequest:
-    """A write sent with an Idempotency-Key: claimed once valid, its answer stored with its work (atomic phases)."""
+    """A write sent with an Idempotency-Key: the key, its claim once the request is valid, and its fingerprint."""
 
-    def __init__(self, database, key):
-        self._database = database
-        self._store = None
+    def __init__(self, key):
         self._key = key
         self._fingerprint = None
-        self._claim = None
-        self._shape = None
-        # Set by the unit of work once the answer committed together with the work.
-        self.stored = False
+        self._keys = None
+        self.held_key = None
 
-    def claim(self, doctor_id, shape):
-        """Claim the key for this validated request (or raise AnsweredBefore); shape(result) is its success response."""
+    def claim(self, doctor_id):
+        """Claim the key for this validated request (or raise AnsweredBefore) and return it, held."""
         self._fingerprint = _fingerprint()
-        # Built once the database is prepared (the unit of work was), so that it knows how values are stored.
-        self._store = IdempotencyStore(self._database.db, self._database.values)
-        try:
-            self._claim = self._store.claim(doctor_id, self._key, self._fingerprint)
-        except KeyStillClaimed:
-            raise IdempotentRequestInProgress() from None
-        self._shape = shape
-        return self
+        self._keys = database().idempotency_keys()
+        self.held_key = HeldKey(self._keys, self._keys.claim(doctor_id, self._key, self._fingerprint))
+        return self.held_key
 
-    def write(self, records, outcome):
-        """Store the answer to the unit of work's outcome in its own session, so both commit or neither."""
-        response = make_response(current_app.handle_user_exception(outcome) if isinstance(outcome, Refusal)
-                                 else self._shape(outcome))
-        if not self._store.complete(self._claim, *_answer(response), writes=records.writes):
-            # Another run took the key over as abandoned: this run's work must not commit beside its.
-            raise IdempotentRequestInProgress()
-
-    def settle(self, response):
-        """Store the answer of a refusal that rolled its work back, or free the key after a server error; return
-        the response to send."""
-        if self._claim is None or self.stored:
-            return response
-        refused = response.status_code < 500
+    def settle(self, error):
+        """Keep the answer of a refusal that rolled its work back and give it, or free the key after a failure."""
+        if not is_refusal(error) or status_of(error) >= 500:
+            try:
+                self.held_key.release()  # not an answer: the client may retry
+            except PyMongoError as failure:
+                # The key stays "running" until taken over as abandoned.
+                log.error("idempotency key not released (%s)", type(failure).__name__)
+            raise error
+        answer = refusal_answer(error)
         try:
-            if not refused:
-                self._store.release(self._claim)  # not an answer: the client may retry
-            elif not self._store.complete(self._claim, *_answer(response)):
-                # Another run took the key over as abandoned: its answer is the key's, not this refusal.
-                return make_response(current_app.handle_user_exception(IdempotentRequestInProgress()))
-        except PyMongoError as error:
-            # The key stays "running" until taken over as abandoned.
-            log.error("idempotency key not settled (%s)", type(error).__name__)
-            if refused:
-                # Not kept, so not given: the retry that takes the key over runs again, and may be answered otherwise.
-                return make_response(current_app.handle_user_exception(DatabaseUnavailable()))
-        return response
+            self.held_key.keep(answer)
+        except KeyTakenOver:
+            # Another run took the key over as abandoned: its answer is the key's, not this refusal.
+            return response(refusal_answer(IdempotentRequestInProgress()))
+        except PyMongoError as failure:
+            # Not kept, so not given: the retry that takes the key over runs again, and may be answered otherwise.
+            log.error("idempotency key not settled (%s)", type(failure).__name__)
+            return response(refusal_answer(DatabaseUnavailable()))
+        return response(answer)
 
     def replay(self, record):
-        """Answer with the stored response, or refuse a key that is busy or was used for another request."""
-        if not self._store.same_request(record, self._fingerprint):
+        """Answer with the kept answer, or refuse a key that is busy or was used for another request."""
+        if not self._keys.same_request(record, self._fingerprint):
             raise IdempotencyKeyReused()
         if record["state"] != "done":
             raise IdempotentRequestInProgress()
-        response = make_response(jsonify(self._store.answer_body(record)), record["status"])
-        response.headers.update(record.get("headers") or {})
-        response.headers["Idempotent-Replayed"] = "true"
-        return response
-
-
-def _answer(response):
-    """Return what is stored of a response to replay it: status, body and the headers that belong to it."""
-    headers = {name: response.headers[name] for name in REPLAYED_HEADERS if name in response.headers}
-    return response.status_code, response.get_json(), headers
+        replayed = response(self._keys.answer_of(record))
+        replayed.headers["Idempotent-Replayed"] = "true"
+        return replayed
 
 
 def _fingerprint():

@@ -9,7 +9,7 @@ from marshmallow import validate
 from app.http.api_docs import ListingOf
 from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
-from app.service.refusals import DatabaseUnavailable, TooManyRequests
+from app.http.refusals import DatabaseUnavailable, TooManyRequests, refused
 from app.service.schemas import (
     CONTROL_CHARACTERS,
     FREE_TEXT_CONTROL_CHARACTERS,
@@ -49,9 +49,9 @@ SHARED_RESPONSES = {
                                               "over MAX_HEADER_BYTES (32 KiB by default)"),
     "InternalError": f"Internal server error | {INTEGRITY_CHECK_FAILED} (a stored value found in a record it does "
                      "not belong to; nothing of it is served)",
-    "DatabaseUnavailable": DatabaseUnavailable.message,
-    "TooManyRequests": f"{TooManyRequests.message}: this token's subject, or this address without a valid token, "
-                       "sent more than its rate limit allows; `Retry-After` says when to try again",
+    "DatabaseUnavailable": refused(DatabaseUnavailable).message,
+    "TooManyRequests": f"{refused(TooManyRequests).message}: this token's subject, or this address without a "
+                       "valid token, sent more than its rate limit allows; `Retry-After` says when to try again",
 }
 HEADER_SCHEMAS = {
     # What the service checks, less the spaces at either end that HTTP itself strips from a header value.

@@ -1,27 +1,24 @@
 """HTTP routes for patients."""
 from flask import Blueprint, request
 
+from app.http.answers import listing, patient_as_it_stands, patient_created, refusal_answer, response
 from app.http.api_docs import ListingOf, documented
 from app.http.audited import audited
 from app.http.auth import acting_doctor
-from app.http.etags import entity_tag
 from app.http.idempotency import idempotent
 from app.http.web import (
-    created,
     current_caller,
     database,
     doctor_and_query,
     expected_version,
     is_blank,
     json_object_body,
-    listing,
     merge_patch_body,
     path_id,
-    success,
     unit_of_work,
 )
 from app.service import schemas, steps
-from app.service.refusals import MissingAppointmentId, MissingPatientNames
+from app.service.refusals import AppointmentNotFoundPatientKept, MissingAppointmentId, MissingPatientNames
 from app.store.cursors import decode_version_cursor
 
 bp = Blueprint("patients", __name__)
@@ -70,22 +67,14 @@ def add_and_link():
         raise MissingPatientNames()
     fields = schemas.add_and_link_request.load(body)
     appointment_id = fields.pop("appointment_id")
-    work = unit_of_work(caller, doctor_id, answer=_created)
-    return _created(steps.add_and_link_patient(work, doctor_id, appointment_id, fields))
 
+    def add_and_link_steps(records):
+        try:
+            return patient_created(steps.add_and_link_patient(records, doctor_id, appointment_id, fields))
+        except AppointmentNotFoundPatientKept as kept:
+            return refusal_answer(kept)  # documented: a refusal whose patient is kept, so its work commits
 
-def _created(patient):
-    """Answer 201 with the stored patient, where to read it and its version."""
-    response, status = created(schemas.patient_view.dump(patient), f"/patients/{patient['_id']}")
-    response.headers["ETag"] = entity_tag(patient["version"])
-    return response, status
-
-
-def _as_it_stands(patient):
-    """Answer 200 with the patient and its version as its ETag."""
-    response, status = success(schemas.patient_view.dump(patient))
-    response.headers["ETag"] = entity_tag(patient["version"])
-    return response, status
+    return response(unit_of_work(caller, doctor_id).run(add_and_link_steps))
 
 
 @bp.get("/patients/<patient_id:patient_id>")
@@ -99,7 +88,7 @@ def read_patient(patient_id):
     """Return one of the doctor's patients, with its version as its ETag."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
     patient = steps.patient_of(database().records(), doctor_id, path_id(patient_id, "patient_id"))
-    return _as_it_stands(patient)
+    return response(patient_as_it_stands(patient))
 
 
 # No Idempotency-Key here: the If-Match already makes a retry safe (once applied, a retry answers 412).
@@ -130,8 +119,8 @@ def correct_patient(patient_id):
     patient_id = path_id(patient_id, "patient_id")
     version = expected_version()
     patch = schemas.check_patient_patch(merge_patch_body())
-    work = unit_of_work(caller, doctor_id, answer=_as_it_stands)
-    return _as_it_stands(steps.correct_patient_record(work, doctor_id, patient_id, version, patch))
+    return response(unit_of_work(caller, doctor_id).run(lambda records: patient_as_it_stands(
+        steps.correct_patient_record(records, doctor_id, patient_id, version, patch))))
 
 
 @bp.get("/patients/<patient_id:patient_id>/history")
@@ -148,7 +137,7 @@ def patient_history(patient_id):
     patient_id = path_id(patient_id, "patient_id")
     before = decode_version_cursor(query["after"]) if query.get("after") else None
     items, next_cursor = steps.patient_history(database().records(), doctor_id, patient_id, query["limit"], before)
-    return listing(schemas.patient_version_view.dump(items, many=True), next_cursor)
+    return response(listing(schemas.patient_version_view.dump(items, many=True), next_cursor))
 
 
 @bp.get("/patients")
@@ -161,7 +150,5 @@ def patient_history(patient_id):
 def list_patients():
     """Return one page of the doctor's patients, newest first, matching q at the start of a name and dateOfBirth."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.patient_list_query)
-    items, next_cursor = database().records().list_patients(
-        doctor_id, query["limit"], after=query.get("after"), name_prefix=query.get("q"),
-        born_on=query.get("dateOfBirth"))
-    return listing(schemas.patient_view.dump(items, many=True), next_cursor)
+    items, next_cursor = steps.list_patients(database().records(), doctor_id, query)
+    return response(listing(schemas.patient_view.dump(items, many=True), next_cursor))

@@ -5,7 +5,7 @@ import time
 from limits import parse_many
 from limits.strategies import MovingWindowRateLimiter
 
-from app.service.refusals import TooManyRequests
+from app.http.refusals import TooManyRequests
 from app.store.rate_limit_storage import rate_limit_storage
 
 

@@ -1,24 +1,26 @@
-"""Helpers every blueprint uses: the caller, the JSON body, the database and the success envelope."""
-from flask import current_app, g, jsonify, request
+"""Helpers every blueprint uses: the caller, the JSON body, the query, the database and the unit of work."""
+from flask import current_app, g, request
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
 
+from app.http.api_docs import is_open_to_all
 from app.http.auth import acting_doctor
 from app.http.etags import version_in
-from app.service.refusals import (
-    IfMatchRequired,
-    InvalidIfMatch,
-    InvalidRequest,
-    NotAuthenticated,
-    UnsupportedPatchType,
-)
+from app.http.refusals import IfMatchRequired, InvalidIfMatch, NotAuthenticated, UnsupportedPatchType, status_of
+from app.service.refusals import AppointmentNotFoundPatientKept, InvalidRequest
 from app.service.schemas import OBJECT_ID
+from app.service.steps import CREATED, DONE, PATIENT_KEPT
+
+# The status each outcome the steps record in the audit trail was answered with.
+AUDITED_OUTCOMES = {CREATED: 201, DONE: 200, PATIENT_KEPT: status_of(AppointmentNotFoundPatientKept)}
 
 
-def current_caller():
-    """Verify the request's bearer token once and return its caller (401 otherwise, 429 over its rate limit)."""
-    if "caller" in g:
-        return g.caller
+def authenticate():
+    """Verify the bearer token of a request to any view not open to all (401, or 429 over its rate limit)."""
+    view = current_app.view_functions.get(request.endpoint)
+    # No view (404, 405) and preflights answer as they would without a token; so do the health and docs routes.
+    if view is None or request.method == "OPTIONS" or is_open_to_all(view):
+        return
     # The limit is checked once the token is: a signature costs microseconds and no I/O, the count a round trip, and
     # only a verified subject can be counted as itself. Both come before the body is read.
     rate_limits = current_app.extensions["clinic.rate_limits"]
@@ -30,6 +32,10 @@ def current_caller():
     rate_limits.admit_subject(caller.subject)
     # Set only once admitted: a request refused for its rate has no caller, so it leaves no audit record behind.
     g.caller = caller
+
+
+def current_caller():
+    """Return the caller whose token authenticate() verified, refusing a query parameter given twice (400)."""
     refuse_repeated_query_parameters()
     return g.caller
 
@@ -66,15 +72,14 @@ def database():
     return current_app.extensions["clinic.db"]
 
 
-def unit_of_work(caller, doctor_id, answer):
-    """Return a unit of work audited as this caller's, for this doctor; answer(result) is the success response."""
-    # A request sent with an Idempotency-Key claims its key here, once every check has passed, and the unit
-    # of work stores its answer together with its writes.
-    work = database().unit_of_work(caller.subject, doctor_id, g.request_id)
+def unit_of_work(caller, doctor_id):
+    """Return a unit of work audited as this caller's, for this doctor, holding the request's Idempotency-Key if
+    it has one."""
+    # The key is claimed here, once every check has passed: a request refused before any work (400, 401, 403)
+    # leaves it free for the corrected retry.
     keyed = g.get("keyed_request")
-    if keyed is not None:
-        work.answer = keyed.claim(doctor_id, answer)
-    return work
+    return database().unit_of_work(caller.subject, doctor_id, g.request_id, outcomes=AUDITED_OUTCOMES,
+                                   held_key=None if keyed is None else keyed.claim(doctor_id))
 
 
 def json_object_body():
@@ -130,18 +135,3 @@ def is_blank(value):
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def success(data, status=200):
-    """Build a success response in the envelope."""
-    return jsonify({"success": True, "data": data}), status
-
-
-def created(data, location):
-    """Build a 201 response in the envelope, with the Location where the created record is read."""
-    response, status = success(data, 201)
-    response.headers["Location"] = location
-    return response, status
-
-
-def listing(items, next_cursor):
-    """Build a success response holding one page of a list and the cursor of the next."""
-    return jsonify({"success": True, "data": items, "next": next_cursor}), 200

@@ -12,129 +12,122 @@ from app.service.refusals import (
     PatientNotFound,
 )
 from app.service.schemas import patient_fields
-from app.store.records import OUTCOME_CREATED, OUTCOME_OK, Page, Records, own_fields
-from app.store.unit_of_work import UnitOfWork
+from app.store.records import Page, Records, own_fields
+
+# The outcomes a step records in the audit trail (app/http gives each its status).
+CREATED, DONE = "created", "done"
+PATIENT_KEPT = "patient kept"
 
 
-def add_and_link_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str,
+def add_and_link_patient(records: Records, doctor_id: str, appointment_id: str,
                          patient_fields: dict[str, Any]) -> dict[str, Any]:
     """Create a patient for this doctor and link it to their free appointment, in the documented order."""
-
-    def steps(records: Records) -> dict[str, Any]:
-        patient = records.add_patient(doctor_id, patient_fields)
+    # 1. Create Patient.
+    patient = records.add_patient(doctor_id, patient_fields)
+    # Where writes wait for one batch at the commit, steps 2-4 are not read: the conditional link (5) matches only
+    # the doctor's free appointment, so it stands for them. If it matched nothing, the unit of work runs these steps
+    # again one command at a time, and the checks below say which refusal it was, in the documented order.
+    if not records.writes_deferred:
         appointment = records.find_appointment(appointment_id)
+        # 2. Find Appointment; if there is none, the patient is kept and handed back, so the caller can link it later.
         if appointment is None:
-            # Documented: the patient is kept and handed back, so the caller can link it later.
-            records.audit(("patient.create", AppointmentNotFoundPatientKept.status,
-                           {"patient_id": patient["_id"], "appointment_id": appointment_id}))
+            records.audit(("patient.create", PATIENT_KEPT, {"patient_id": patient["_id"],
+                                                            "appointment_id": appointment_id}))
             raise AppointmentNotFoundPatientKept(patient)
+        # 3. Verify Ownership.
         if appointment.get("doctor_id") != doctor_id:
             raise NotAppointmentOwner()
+        # 4. Check Availability.
         if appointment.get("patient_id") is not None:
             raise AppointmentAlreadyLinked()
-        if not records.link_patient(appointment_id, doctor_id, patient["_id"]):
-            # Free when read, taken before our update: another request won the race.
-            raise AppointmentAlreadyLinked()
-        audit_created_and_linked(records, appointment_id, patient["_id"])
-        return patient
-
-    def success_path(records: Records) -> dict[str, Any]:
-        # No read: the conditional link stands for every check (it matches only the doctor's free appointment);
-        # if it matched nothing, the steps above run instead and say which refusal it was, in the documented order.
-        patient = records.add_patient(doctor_id, patient_fields)
-        records.link_patient(appointment_id, doctor_id, patient["_id"])
-        audit_created_and_linked(records, appointment_id, patient["_id"])
-        return patient
-
-    return uow.run(steps, success_path)
+    # 5. Link Patient, if the appointment is still free: another request may have taken it since it was read.
+    if not records.link_patient(appointment_id, doctor_id, patient["_id"]):
+        raise AppointmentAlreadyLinked()
+    records.audit(("patient.create", CREATED, {"patient_id": patient["_id"]}),
+                  ("appointment.link", CREATED, {"appointment_id": appointment_id, "patient_id": patient["_id"]}))
+    return patient
 
 
-def audit_created_and_linked(records: Records, appointment_id: str, patient_id: str) -> None:
-    """Record a patient created by add_and_link and its appointment linked to it."""
-    records.audit(("patient.create", OUTCOME_CREATED, {"patient_id": patient_id}),
-                  ("appointment.link", OUTCOME_CREATED, {"appointment_id": appointment_id, "patient_id": patient_id}))
-
-
-def link_existing_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str, patient_id: str) -> dict[str, Any]:
+def link_existing_patient(records: Records, doctor_id: str, appointment_id: str, patient_id: str) -> dict[str, Any]:
     """Link the doctor's existing patient to their free appointment, in the documented order; again, change nothing."""
-
-    def steps(records: Records) -> dict[str, Any]:
-        # Documented order: the patient first, then the appointment.
-        patient_of(records, doctor_id, patient_id)
+    # Documented order: the patient first, then the appointment.
+    patient_of(records, doctor_id, patient_id)
+    appointment = appointment_of(records, doctor_id, appointment_id)
+    if appointment.get("patient_id") == patient_id:
+        return appointment  # already so: a repeated link writes nothing, not even an audit record
+    if appointment.get("patient_id") is not None:
+        raise AppointmentAlreadyLinked()
+    if not records.link_patient(appointment_id, doctor_id, patient_id):
+        # Free when read, taken before our update: unless by this same link, another request won the race.
         appointment = appointment_of(records, doctor_id, appointment_id)
         if appointment.get("patient_id") == patient_id:
-            return appointment  # already so: a repeated link writes nothing, not even an audit record
-        if appointment.get("patient_id") is not None:
-            raise AppointmentAlreadyLinked()
-        if not records.link_patient(appointment_id, doctor_id, patient_id):
-            # Free when read, taken before our update: unless by this same link, another request won the race.
-            appointment = appointment_of(records, doctor_id, appointment_id)
-            if appointment.get("patient_id") == patient_id:
-                return appointment
-            raise AppointmentAlreadyLinked()
-        records.audit(("appointment.link", OUTCOME_OK, {"appointment_id": appointment_id, "patient_id": patient_id}))
-        return {**appointment, "patient_id": patient_id}
-
-    return uow.run(steps)
+            return appointment
+        raise AppointmentAlreadyLinked()
+    records.audit(("appointment.link", DONE, {"appointment_id": appointment_id, "patient_id": patient_id}))
+    return {**appointment, "patient_id": patient_id}
 
 
-def unlink_patient(uow: UnitOfWork, doctor_id: str, appointment_id: str) -> dict[str, Any]:
+def unlink_patient(records: Records, doctor_id: str, appointment_id: str) -> dict[str, Any]:
     """Free the doctor's appointment from its patient, keeping the patient."""
-
-    def steps(records: Records) -> dict[str, Any]:
-        appointment = appointment_of(records, doctor_id, appointment_id)
-        patient_id = appointment.get("patient_id")
-        if patient_id is None:
-            raise AppointmentNotLinked()
-        if not records.unlink_patient(appointment_id, doctor_id, patient_id):
-            # Linked when read, changed before our update: another request freed it first.
-            raise AppointmentNotLinked()
-        records.audit(("appointment.unlink", OUTCOME_OK, {"appointment_id": appointment_id, "patient_id": patient_id}))
-        return {**appointment, "patient_id": None}
-
-    return uow.run(steps)
+    appointment = appointment_of(records, doctor_id, appointment_id)
+    patient_id = appointment.get("patient_id")
+    if patient_id is None:
+        raise AppointmentNotLinked()
+    if not records.unlink_patient(appointment_id, doctor_id, patient_id):
+        # Linked when read, changed before our update: another request freed it first.
+        raise AppointmentNotLinked()
+    records.audit(("appointment.unlink", DONE, {"appointment_id": appointment_id, "patient_id": patient_id}))
+    return {**appointment, "patient_id": None}
 
 
-def schedule_appointment(uow: UnitOfWork, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+def schedule_appointment(records: Records, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
     """Create an appointment for this doctor, without a patient."""
-
-    def steps(records: Records) -> dict[str, Any]:
-        appointment = records.add_appointment(doctor_id, fields)
-        records.audit(("appointment.create", OUTCOME_CREATED, {"appointment_id": appointment["_id"]}))
-        return appointment
-
-    return uow.run(steps)
+    appointment = records.add_appointment(doctor_id, fields)
+    records.audit(("appointment.create", CREATED, {"appointment_id": appointment["_id"]}))
+    return appointment
 
 
-def correct_patient_record(uow: UnitOfWork, doctor_id: str, patient_id: str, expected_version: int,
+def correct_patient_record(records: Records, doctor_id: str, patient_id: str, expected_version: int,
                            patch: dict[str, Any]) -> dict[str, Any]:
     """Apply a merge patch to the doctor's patient if still at the version the caller read; return it as it stands."""
     # A patch that changes nothing writes nothing and keeps the version.
-
-    def steps(records: Records) -> dict[str, Any]:
-        patient = patient_of(records, doctor_id, patient_id)
-        if patient["version"] != expected_version:
-            raise PatientChanged()
-        before = own_fields(patient)
-        # The corrected record is checked whole, by the rules add_and_link applies, so the two cannot drift apart.
-        after = patient_fields.load(merge_patch(before, patch))
-        changed = changed_fields(before, after)
-        if not changed:
-            return patient
-        corrected = records.correct_patient(patient, after)
-        if corrected is None:
-            # At this version when read, changed before our update: another correction won the race.
-            raise PatientChanged()
-        records.audit(("patient.update", OUTCOME_OK, {"patient_id": patient_id}, changed))
-        return corrected
-
-    return uow.run(steps)
+    patient = patient_of(records, doctor_id, patient_id)
+    if patient["version"] != expected_version:
+        raise PatientChanged()
+    before = own_fields(patient)
+    # The corrected record is checked whole, by the rules add_and_link applies, so the two cannot drift apart.
+    after = patient_fields.load(merge_patch(before, patch))
+    changed = changed_fields(before, after)
+    if not changed:
+        return patient
+    corrected = records.correct_patient(patient, after)
+    if corrected is None:
+        # At this version when read, changed before our update: another correction won the race.
+        raise PatientChanged()
+    records.audit(("patient.update", DONE, {"patient_id": patient_id}, changed))
+    return corrected
 
 
 def patient_history(records: Records, doctor_id: str, patient_id: str, limit: int, before: int | None = None) -> Page:
     """Return one page of the doctor's patient's versions, newest first, and the cursor of the next page."""
     patient = patient_of(records, doctor_id, patient_id)
     return records.patient_history(patient, limit, before)
+
+
+def list_patients(records: Records, doctor_id: str, query: dict[str, Any]) -> Page:
+    """Return one page of the doctor's patients, newest first, by name prefix and date of birth if asked."""
+    return records.list_patients(doctor_id, query["limit"], after=query.get("after"), name_prefix=query.get("q"),
+                                 born_on=query.get("dateOfBirth"))
+
+
+def list_appointments(records: Records, doctor_id: str, query: dict[str, Any]) -> Page:
+    """Return one page of the doctor's appointments, by date; linked or free only if asked."""
+    return records.list_appointments(doctor_id, query["limit"], after=query.get("after"), linked=query.get("linked"))
+
+
+def list_audit_trail(records: Records, doctor_id: str, query: dict[str, Any]) -> Page:
+    """Return one page of the doctor's audit trail, newest first."""
+    return records.list_audit(doctor_id, query["limit"], after=query.get("after"))
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -1,6 +1,7 @@
 """The MongoDB connection: client, indexes and what the deployment supports."""
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 
 import pymongo
@@ -9,6 +10,7 @@ from pymongo.mongo_client import MongoClient
 
 from app.store.errors import ReplicaSetRequired
 from app.store.field_encryption import KEY_VAULT, FieldEncryption
+from app.store.idempotency_keys import HeldKey, IdempotencyStore
 from app.store.rate_limit_storage import RATE_LIMIT_WINDOWS, RATE_LIMIT_WINDOWS_EXPIRE
 from app.store.records import (
     APPOINTMENTS,
@@ -177,13 +179,21 @@ class Database:
             log.warning("database not ready at start-up (%s); will retry on first request", type(error).__name__)
 
     def unit_of_work(self, actor: str | None = None, doctor_id: str = "", request_id: str = "",
-                     named_doctor: str | None = None) -> UnitOfWork:
+                     named_doctor: str | None = None, outcomes: Mapping[str, int] | None = None,
+                     held_key: HeldKey | None = None) -> UnitOfWork:
         """Return a unit of work, audited as the actor's if one acts; refuse a server without transactions."""
         self.require_transactions()
         assert self.values is not None and self._transactions is not None  # prepare() set both
-        audit_context = None if actor is None else AuditContext(actor, doctor_id, request_id, named_doctor)
+        audit_context = (None if actor is None
+                         else AuditContext(actor, doctor_id, request_id, named_doctor, dict(outcomes or {})))
         return UnitOfWork(self.client, self.db, self.values, self._transactions, self.timeout_s, audit_context,
-                          batched=self._batched)
+                          batched=self._batched, held_key=held_key)
+
+    def idempotency_keys(self) -> IdempotencyStore:
+        """Return the store of the answers kept for requests sent with an Idempotency-Key."""
+        self.prepare()
+        assert self.values is not None  # prepare() set it
+        return IdempotencyStore(self.db, self.values)
 
     def require_transactions(self) -> None:
         """Refuse (503) a server without transactions, where a crash mid-request could leave half a write."""

@@ -28,8 +28,9 @@ class KeyStillClaimed(Exception):
     """The key was claimed and freed over and over while this request tried: another request is at it."""
 
 
-class KeptWork(Exception):
-    """An outcome the steps raise whose writes the unit of work keeps instead of rolling back."""
+class KeyTakenOver(Exception):
+    """Another run took this request's key over as abandoned: its answer is the key's, and this run's work must not
+    commit beside it."""
 
 
 class NotSealedForThisRecord(Exception):

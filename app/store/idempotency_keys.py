@@ -7,7 +7,7 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from app.store.errors import AnsweredBefore, KeyStillClaimed
+from app.store.errors import AnsweredBefore, KeyStillClaimed, KeyTakenOver
 from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, checked, now
 from app.store.sealing import PlainValues
 from app.store.writes import BatchedWrites, CommandWrites
@@ -17,6 +17,16 @@ from app.store.writes import BatchedWrites, CommandWrites
 # while it still holds the claim; the delay only keeps two live runs from doing the same work twice.
 ABANDONED_AFTER = datetime.timedelta(seconds=60)
 TTL = datetime.timedelta(seconds=IDEMPOTENCY_TTL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request was answered, as stored to be given again: its status, its body and the headers that belong
+    to it."""
+
+    status: int
+    body: Any
+    headers: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -32,6 +42,22 @@ class Claim:
         return {"_id": self.record_id, "state": "running", "claimed_at": self.claimed_at}
 
 
+@dataclass(frozen=True)
+class HeldKey:
+    """A key claimed for the request running now, and the store that keeps its answer."""
+
+    store: "IdempotencyStore"
+    claim: Claim
+
+    def keep(self, answer: Answer, writes: CommandWrites | BatchedWrites | None = None) -> None:
+        """Store the request's answer (among a unit of work's writes, if given); KeyTakenOver if no longer held."""
+        self.store.complete(self.claim, answer, writes)
+
+    def release(self) -> None:
+        """Forget the key, so that a retry runs again."""
+        self.store.release(self.claim)
+
+
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
@@ -44,9 +70,10 @@ class IdempotencyStore:
         """Tell whether the record was stored for the request with this fingerprint (its digest)."""
         return self._values.same_request(record, fingerprint)
 
-    def answer_body(self, record: dict[str, Any]) -> Any:
-        """Return the body of a record's stored answer, refusing one stored for another key."""
-        return checked(IDEMPOTENCY, record, self._values.answer_body)
+    def answer_of(self, record: dict[str, Any]) -> Answer:
+        """Return a record's kept answer, refusing one whose body was stored for another key."""
+        return Answer(record["status"], checked(IDEMPOTENCY, record, self._values.answer_body),
+                      record.get("headers") or {})
 
     def claim(self, doctor_id: str, key: str, fingerprint: str) -> Claim:
         """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
@@ -85,17 +112,17 @@ class IdempotencyStore:
         )
         return taken.modified_count == 1
 
-    def complete(self, claim: Claim, status: int, body: Any, headers: dict[str, str],
-                 writes: CommandWrites | BatchedWrites | None = None) -> bool:
-        """Store the answer of the request holding the claim; tell whether it still held it.
+    def complete(self, claim: Claim, answer: Answer, writes: CommandWrites | BatchedWrites | None = None) -> None:
+        """Store the answer of the request holding the claim, or raise KeyTakenOver if it no longer holds it.
 
         With a unit of work's writes, the answer is written among them (in its transaction, or its batch).
         """
-        sealed = self._values.answer(claim.record_id, claim.doctor_id, body)
-        answer = {"$set": {"state": "done", "status": status, **sealed, "headers": headers}}
-        if writes is not None:
-            return writes.update(IDEMPOTENCY, claim.is_ours(), answer)
-        return self._keys.update_one(claim.is_ours(), answer).matched_count == 1
+        sealed = self._values.answer(claim.record_id, claim.doctor_id, answer.body)
+        done = {"$set": {"state": "done", "status": answer.status, **sealed, "headers": answer.headers}}
+        held = (writes.update(IDEMPOTENCY, claim.is_ours(), done) if writes is not None
+                else self._keys.update_one(claim.is_ours(), done).matched_count == 1)
+        if not held:
+            raise KeyTakenOver()
 
     def release(self, claim: Claim) -> None:
         """Forget a key whose request got no answer worth keeping (a server error), so that a retry runs again."""

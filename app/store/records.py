@@ -1,8 +1,8 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from bson import ObjectId
@@ -32,9 +32,6 @@ IDEMPOTENCY = "idempotency_keys"
 PATIENT_VERSIONS = "patient_versions"
 FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-# An audit record's outcome is the status its caller was answered, so that the trail reads like the access log:
-# these name the two a change can have (a refusal's is its own), for the steps that record changes.
-OUTCOME_OK, OUTCOME_CREATED = 200, 201
 # Kept for queries, never shown: the creation time (newest first); how its values are stored is app.store.sealing's.
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
@@ -47,8 +44,9 @@ APPOINTMENT_FIELDS = ("date", "reason")
 DATED = {"$type": "date", "$not": {"$type": "array"}}
 # What a listing returns: one page of items as callers see them, and the cursor of the next page (None on the last).
 Page = tuple[list[dict[str, Any]], str | None]
-# What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields).
-AuditEvent = tuple[str, int, dict[str, Any]] | tuple[str, int, dict[str, Any], list[str]]
+# What a step records in the audit trail: (action, outcome, targets) or (action, outcome, targets, changed fields),
+# the outcome in words ("created", "done", ...), stored as the status AuditContext.outcomes gives it.
+AuditEvent = tuple[str, str, dict[str, Any]] | tuple[str, str, dict[str, Any], list[str]]
 
 
 def object_id(hex_id: str) -> ObjectId:
@@ -140,9 +138,12 @@ class AuditContext:
     # The uid a refused attempt named when its actor may not act for that doctor: the record is then in the
     # actor's own trail (doctor_id), since no one writes into a trail that is not theirs to act in.
     named_doctor: str | None = None
+    # An audit record's outcome is the status its caller was answered, so that the trail reads like the access log:
+    # the HTTP layer gives each outcome word of its request its status.
+    outcomes: Mapping[str, int] = field(default_factory=dict)
 
 
-def audit_entry(context: AuditContext, action: str, outcome: int, targets: dict[str, Any],
+def audit_entry(context: AuditContext, action: str, outcome: str, targets: dict[str, Any],
                 changed: Iterable[str] | None = None) -> dict[str, Any]:
     """Build one audit record: ids, outcome and changed field names only, never a patient's field values."""
     entry: dict[str, Any] = {
@@ -152,7 +153,7 @@ def audit_entry(context: AuditContext, action: str, outcome: int, targets: dict[
         "doctor_id": context.doctor_id,
         "action": action,
         "targets": {name: str(value) for name, value in targets.items() if value is not None},
-        "outcome": outcome,
+        "outcome": context.outcomes[outcome],
         "request_id": context.request_id,
     }
     if context.named_doctor is not None:
@@ -188,19 +189,9 @@ class Records:
         self.relinked: list[tuple[ObjectId, ObjectId | None, Any]] = []
 
     @property
-    def db(self) -> Database[dict[str, Any]]:
-        """The database these records live in."""
-        return self._db
-
-    @property
-    def values(self) -> PlainValues:
-        """How these records store patient values (sealed or plain)."""
-        return self._values
-
-    @property
-    def session(self) -> ClientSession | None:
-        """The session (and transaction) these records are read and written in, or None."""
-        return self._session
+    def writes_deferred(self) -> bool:
+        """Tell whether writes wait for one batch at the commit, so that a conditional write is taken to match."""
+        return isinstance(self.writes, BatchedWrites)
 
     def _insert(self, collection: str, document: dict[str, Any]) -> dict[str, Any]:
         """Insert a document and journal it."""

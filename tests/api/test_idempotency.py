@@ -177,10 +177,10 @@ def test_the_answer_is_stored_with_the_work_not_after_it(app, client, db, add_ap
     real_complete = IdempotencyStore.complete
     sessions = []
 
-    def complete(store, claim, status, body, headers, writes=None):
+    def complete(store, claim, answer, writes=None):
         # Written among the unit of work's writes (in its transaction's session where there is one).
         sessions.append(writes is not None and writes._session is not None)
-        return real_complete(store, claim, status, body, headers, writes)
+        return real_complete(store, claim, answer, writes)
 
     monkeypatch.setattr(IdempotencyStore, "complete", complete)
     response = link(client, appointment_id, "atomic")

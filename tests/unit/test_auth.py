@@ -7,8 +7,10 @@ import jwt
 import pytest
 from marshmallow import ValidationError
 
+from app.http.answers import refusal_answer
 from app.http.auth import Caller, TokenVerifier, acting_doctor
-from app.service.refusals import MissingDoctorId, NotAllowedForDoctor, NotAuthenticated
+from app.http.refusals import NotAuthenticated
+from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 from config import ConfigError
 from tests.conftest import SECRET, make_config, make_token
 
@@ -74,8 +76,8 @@ def test_a_refused_token_carries_the_invalid_token_challenge_and_a_missing_one_p
         verifier.verify(None)
     with pytest.raises(NotAuthenticated) as refused:
         verifier.verify("Bearer a.b.c")
-    assert missing.value.headers == {"WWW-Authenticate": "Bearer"}
-    assert refused.value.headers == {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+    assert refusal_answer(missing.value).headers == {"WWW-Authenticate": "Bearer"}
+    assert refusal_answer(refused.value).headers == {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 @pytest.mark.parametrize("sub", ["d" * 129, "doc tor", "doc\x00", "doc\n", "\xa0", "médecin", 42],

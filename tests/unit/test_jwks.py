@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding
 from app import create_app
 from app.http import auth
 from app.http.auth import Caller, TokenVerifier
-from app.service.refusals import NotAuthenticated, TokenKeysUnavailable
+from app.http.refusals import NotAuthenticated, TokenKeysUnavailable
 from tests.conftest import jane, make_config
 from tests.jwks_server import JwksServer, SigningKey
 

@@ -7,7 +7,6 @@ import pytest
 
 from app.service import steps
 from app.service.refusals import AppointmentAlreadyLinked, AppointmentNotFoundPatientKept, NotAppointmentOwner
-from app.store.errors import KeptWork
 
 APPOINTMENT = "65f8a1b2c3d4e5f6789012ef"
 
@@ -21,6 +20,8 @@ class FakeRecords:
         self.calls = []
         self.link_wins = link_wins
         self.audits = []
+        # Writes sent one command at a time, as on mongomock: the steps read before they write.
+        self.writes_deferred = False
 
     def add_patient(self, doctor_id, fields):
         self.calls.append("add_patient")
@@ -42,75 +43,82 @@ class FakeRecords:
         return self.link_wins
 
 
-class FakeUnitOfWork:
-    """Run the steps on the fake records; keeping or undoing their writes is not faked here."""
-
-    def __init__(self, records):
-        self.records = records
-
-    def run(self, steps, success_path=None):
-        # The steps are what these tests check: the order of the refusals (a success path has no checks).
-        return steps(self.records)
-
-
-def unit(appointment=None, **kwargs):
-    """Return a fake unit of work holding at most one appointment."""
+def records_holding(appointment=None, **kwargs):
+    """Return fake records holding at most one appointment."""
     appointments = {} if appointment is None else {APPOINTMENT: appointment}
-    return FakeUnitOfWork(FakeRecords(appointments, **kwargs))
+    return FakeRecords(appointments, **kwargs)
 
 
 def test_free_appointment_gets_the_new_patient_after_the_steps_in_documented_order():
-    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None})
-    patient = steps.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None})
+    patient = steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
 
-    assert uow.records.calls == ["add_patient", "find_appointment", "link_patient"]
+    assert records.calls == ["add_patient", "find_appointment", "link_patient"]
     assert patient["doctor_id"] == "doc" and patient["firstName"] == "Jane"
-    assert uow.records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
-    assert uow.records.audits == [
-        ("patient.create", 201, {"patient_id": patient["_id"]}),
-        ("appointment.link", 201, {"appointment_id": APPOINTMENT, "patient_id": patient["_id"]}),
+    assert records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
+    assert records.audits == [
+        ("patient.create", steps.CREATED, {"patient_id": patient["_id"]}),
+        ("appointment.link", steps.CREATED, {"appointment_id": APPOINTMENT, "patient_id": patient["_id"]}),
     ]
 
 
-def test_missing_appointment_keeps_the_patient_and_carries_it():
-    uow = unit()
-    with pytest.raises(AppointmentNotFoundPatientKept) as refused:
-        steps.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
+def test_with_writes_deferred_the_conditional_link_stands_for_the_checks_and_nothing_is_read():
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None})
+    records.writes_deferred = True
+    patient = steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
 
-    assert refused.value.status == 404
-    assert refused.value.data["firstName"] == "Jane"
-    # The unit of work keeps the writes of a refusal that is KeptWork, and only those.
-    assert isinstance(refused.value, KeptWork)
-    assert uow.records.audits == [
-        ("patient.create", 404, {"patient_id": refused.value.data["_id"], "appointment_id": APPOINTMENT})]
+    assert records.calls == ["add_patient", "link_patient"]
+    assert records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
+    assert [event[:2] for event in records.audits] == [("patient.create", steps.CREATED),
+                                                       ("appointment.link", steps.CREATED)]
+
+
+def test_with_writes_deferred_a_link_that_matches_nothing_is_refused_as_already_linked():
+    # The unit of work then runs the steps again with their reads, to say which refusal it was.
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "other", "patient_id": None}, link_wins=False)
+    records.writes_deferred = True
+    with pytest.raises(AppointmentAlreadyLinked):
+        steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+
+    assert records.calls == ["add_patient", "link_patient"] and records.audits == []
+
+
+def test_missing_appointment_keeps_the_patient_and_carries_it():
+    records = records_holding()
+    with pytest.raises(AppointmentNotFoundPatientKept) as refused:
+        steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "Jane", "lastName": "Smith"})
+
+    assert refused.value.patient["firstName"] == "Jane"
+    assert refused.value.patient == records.patients[refused.value.patient["_id"]]
+    assert records.audits == [
+        ("patient.create", steps.PATIENT_KEPT, {"patient_id": refused.value.patient["_id"],
+                                                "appointment_id": APPOINTMENT})]
 
 
 def test_another_doctors_appointment_is_refused_before_checking_availability():
-    uow = unit({"_id": APPOINTMENT, "doctor_id": "other", "patient_id": "p"})
-    with pytest.raises(NotAppointmentOwner) as refused:
-        steps.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "other", "patient_id": "p"})
+    with pytest.raises(NotAppointmentOwner):
+        steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
 
-    assert uow.records.calls == ["add_patient", "find_appointment"]
-    assert not isinstance(refused.value, KeptWork)
+    assert records.calls == ["add_patient", "find_appointment"]
+    assert records.audits == []
 
 
 def test_linked_appointment_is_refused_without_trying_to_link():
-    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": "p"})
-    with pytest.raises(AppointmentAlreadyLinked) as refused:
-        steps.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": "p"})
+    with pytest.raises(AppointmentAlreadyLinked):
+        steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
 
-    assert "link_patient" not in uow.records.calls
-    assert not isinstance(refused.value, KeptWork)
+    assert "link_patient" not in records.calls
 
 
 def test_a_lost_race_at_the_link_is_refused_as_already_linked():
-    uow = unit({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None}, link_wins=False)
-    with pytest.raises(AppointmentAlreadyLinked) as refused:
-        steps.add_and_link_patient(uow, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
+    records = records_holding({"_id": APPOINTMENT, "doctor_id": "doc", "patient_id": None}, link_wins=False)
+    with pytest.raises(AppointmentAlreadyLinked):
+        steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
 
-    assert refused.value.status == 409
-    assert uow.records.calls == ["add_patient", "find_appointment", "link_patient"]
-    assert not isinstance(refused.value, KeptWork)
+    assert records.calls == ["add_patient", "find_appointment", "link_patient"]
+    assert records.audits == []
 
 
 def test_a_merge_patch_merges_objects_removes_nulls_and_replaces_the_rest():

@@ -1,10 +1,13 @@
 """The unit of work without transactions (mongomock, allowed for development): refusals and errors undo the inserts."""
+import datetime
+
 import mongomock
 import pytest
 
-from app.service.refusals import AppointmentNotFoundPatientKept, NotAppointmentOwner
+from app.service.refusals import NotAppointmentOwner
 from app.store.db import Database
-from app.store.errors import ReplicaSetRequired
+from app.store.errors import KeyTakenOver, ReplicaSetRequired
+from app.store.idempotency_keys import Answer, HeldKey
 
 
 @pytest.fixture
@@ -40,13 +43,45 @@ def test_an_unexpected_error_deletes_what_was_inserted(database):
     assert database.db.patients.count_documents({}) == 0
 
 
-def test_a_refusal_that_keeps_its_writes_keeps_them(database):
-    def steps(records):
-        raise AppointmentNotFoundPatientKept(records.add_patient("doc", {"firstName": "J", "lastName": "S"}))
+def held_key(database):
+    """Return an Idempotency-Key claimed for a request of doctor `doc`."""
+    keys = database.idempotency_keys()
+    return HeldKey(keys, keys.claim("doc", "key-1", "fingerprint"))
 
-    with pytest.raises(AppointmentNotFoundPatientKept):
-        database.unit_of_work().run(steps)
+
+def test_the_answer_a_keyed_transaction_returns_is_kept_with_its_writes(database):
+    def steps(records):
+        patient = records.add_patient("doc", {"firstName": "J", "lastName": "S"})
+        return Answer(201, {"success": True, "data": {"_id": patient["_id"]}}, {"Location": "/patients/x"})
+
+    answer = database.unit_of_work(held_key=held_key(database)).run(steps)
+    kept = database.db.idempotency_keys.find_one({"key": "key-1"})
+    assert kept["state"] == "done" and kept["status"] == 201 and kept["headers"] == {"Location": "/patients/x"}
+    assert database.idempotency_keys().answer_of(kept) == answer
     assert database.db.patients.count_documents({"doctor_id": "doc"}) == 1
+
+
+def test_a_keyed_transaction_that_raises_keeps_neither_its_writes_nor_an_answer(database):
+    def steps(records):
+        records.add_patient("doc", {"firstName": "J", "lastName": "S"})
+        raise NotAppointmentOwner()
+
+    with pytest.raises(NotAppointmentOwner):
+        database.unit_of_work(held_key=held_key(database)).run(steps)
+    assert database.db.idempotency_keys.find_one({"key": "key-1"})["state"] == "running"
+    assert database.db.patients.count_documents({}) == 0
+
+
+def test_a_key_taken_over_meanwhile_is_refused_and_the_writes_undone(database):
+    key = held_key(database)
+    database.db.idempotency_keys.update_one({"key": "key-1"}, {"$set": {"claimed_at": key.claim.claimed_at
+                                                                        + datetime.timedelta(seconds=61)}})
+
+    with pytest.raises(KeyTakenOver):
+        database.unit_of_work(held_key=key).run(
+            lambda records: Answer(201, {"id": records.add_patient("doc", {"firstName": "J", "lastName": "S"})["_id"]},
+                                   {}))
+    assert database.db.patients.count_documents({}) == 0
 
 
 def test_the_result_of_the_steps_is_returned_and_kept(database):
