@@ -10,12 +10,10 @@ from app import commands
 from app.http import cors, errors, rate_limits, redirects, request_log, web
 from app.http.auth import TokenVerifier
 from app.http.body_deadline import BodyDeadline
-from app.http.body_limit import BodyLimit
+from app.http.body_limit import MAX_BODY_BYTES, BodyLimit
 from app.http.log_format import formatter_for
 from app.store.db import Database, build_client
 from config import Config
-
-MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(config=None):

@@ -23,6 +23,8 @@ class Operation:
     headers: tuple = field(default_factory=tuple)
     # Media types the body may be sent as.
     body_types: tuple = ("application/json",)
+    # The refusals it may answer, documented with their status and message from app/http/refusals.py's table.
+    refusals: tuple = ()
     # Response headers beyond the shared ones, by status, e.g. {200: ("ETag",)}.
     response_headers: dict = field(default_factory=dict)
 
@@ -31,7 +33,8 @@ def documented(**description):
     """Attach an Operation to a view function, for app/http/openapi.py to read.
 
     responses maps a status to a Schema class (success envelope, `data` one item), a ListingOf (success
-    envelope, `data` a list plus `next`), or a string (error envelope; the string describes when).
+    envelope, `data` a list plus `next`), or a string (error envelope: a note beside the messages of the refusals
+    listed in `refusals`, or the whole description of a failure no refusal answers).
     """
     operation = Operation(**description)
 

@@ -6,8 +6,19 @@ from app.http.api_docs import ListingOf, documented
 from app.http.audited import audited
 from app.http.auth import acting_doctor
 from app.http.idempotency import idempotent
+from app.http.refusals import IdempotencyKeyReused, IdempotentRequestInProgress
 from app.http.web import current_caller, database, doctor_and_query, json_object_body, path_id, unit_of_work
 from app.service import schemas, steps
+from app.service.refusals import (
+    AppointmentAlreadyLinked,
+    AppointmentNotFound,
+    AppointmentNotLinked,
+    MissingDoctorId,
+    NotAllowedForDoctor,
+    NotAppointmentOwner,
+    NotPatientOwner,
+    PatientNotFound,
+)
 
 bp = Blueprint("appointments", __name__)
 
@@ -18,10 +29,8 @@ bp = Blueprint("appointments", __name__)
     query=schemas.DoctorQuery, body=schemas.AppointmentSchema,
     example={"date": "2026-12-01T09:00:00Z", "reason": "Annual check-up"},
     headers=("Idempotency-Key", "X-Request-ID"),
-    responses={201: schemas.AppointmentSchema, 400: "Invalid body or missing uid",
-               403: "Token does not allow acting for this doctor",
-               409: "A request with this Idempotency-Key is still in progress",
-               422: "Idempotency-Key was already used with a different request"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, IdempotentRequestInProgress, IdempotencyKeyReused),
+    responses={201: schemas.AppointmentSchema, 400: "Invalid body or uid"},
 )
 @idempotent
 @audited("appointment.create")
@@ -42,12 +51,10 @@ def create_appointment():
     summary="Link an existing patient of the doctor to their free appointment", tag="appointments",
     query=schemas.DoctorQuery, body=schemas.LinkPatientSchema, example={"patient_id": "65f8a1b2c3d4e5f6789012cd"},
     headers=("X-Request-ID",),
-    responses={200: schemas.AppointmentSchema,
-               400: "Invalid body, path id or uid | Missing doctor_id (uid)",
-               403: "Token does not allow acting for this doctor | Doctor does not own this patient | "
-                    "Doctor does not own this appointment",
-               404: "Patient not found | Appointment not found",
-               409: "Appointment already linked to a patient (another patient; the same one again answers 200)"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, NotAppointmentOwner, PatientNotFound,
+              AppointmentNotFound, AppointmentAlreadyLinked),
+    responses={200: schemas.AppointmentSchema, 400: "Invalid body, path id or uid",
+               409: "to another patient (the same one again answers 200)"},
 )
 @audited("appointment.link")
 def link_patient(appointment_id):
@@ -65,11 +72,8 @@ def link_patient(appointment_id):
 @documented(
     summary="Unlink the patient from one of the doctor's appointments, keeping the patient", tag="appointments",
     query=schemas.DoctorQuery, headers=("X-Request-ID",),
-    responses={200: schemas.AppointmentSchema,
-               400: "Invalid path id or uid | Missing doctor_id (uid)",
-               403: "Token does not allow acting for this doctor | Doctor does not own this appointment",
-               404: "Appointment not found",
-               409: "Appointment is not linked to a patient"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotAppointmentOwner, AppointmentNotFound, AppointmentNotLinked),
+    responses={200: schemas.AppointmentSchema, 400: "Invalid path id or uid"},
 )
 @audited("appointment.unlink")
 def unlink_patient(appointment_id):
@@ -84,8 +88,8 @@ def unlink_patient(appointment_id):
 @bp.get("/appointments/<appointment_id>")
 @documented(
     summary="Read one of the doctor's appointments", tag="appointments", query=schemas.DoctorQuery,
-    responses={200: schemas.AppointmentSchema, 400: "Invalid id or missing uid",
-               403: "Doctor does not own this appointment", 404: "Appointment not found"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotAppointmentOwner, AppointmentNotFound),
+    responses={200: schemas.AppointmentSchema, 400: "Invalid id or uid"},
 )
 def read_appointment(appointment_id):
     """Return one of the doctor's appointments."""
@@ -98,8 +102,8 @@ def read_appointment(appointment_id):
 @documented(
     summary="List the doctor's appointments by date, a page at a time", tag="appointments",
     query=schemas.AppointmentListQuery,
-    responses={200: ListingOf(schemas.AppointmentSchema), 400: "Invalid query parameters or cursor",
-               403: "Token does not allow acting for this doctor"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor),
+    responses={200: ListingOf(schemas.AppointmentSchema), 400: "Invalid query parameters or cursor"},
 )
 def list_appointments():
     """Return one page of the doctor's appointments, by date then id; those dated otherwise by another program last."""

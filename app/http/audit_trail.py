@@ -5,6 +5,7 @@ from app.http.answers import listing, response
 from app.http.api_docs import ListingOf, documented
 from app.http.web import current_caller, database, doctor_and_query
 from app.service import schemas, steps
+from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 
 bp = Blueprint("audit", __name__)
 
@@ -14,8 +15,8 @@ bp = Blueprint("audit", __name__)
     summary="List a doctor's audit trail, newest first: acts for the doctor, and the doctor's refused attempts to "
             "act for another", tag="audit",
     query=schemas.ListingQuery,
-    responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor",
-               403: "Token does not allow acting for this doctor"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor),
+    responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor"},
 )
 def list_audit():
     """Return one page of the audit trail of a doctor, for that doctor or an admin."""

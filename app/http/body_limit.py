@@ -4,6 +4,9 @@ import io
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_content_length
 
+# The largest body a request may carry: a patient with every field full is a few kilobytes.
+MAX_BODY_BYTES = 64 * 1024
+
 
 class BodyLimit:
     """WSGI middleware that reads an unsized body up to one byte past the limit when the app first reads it."""

@@ -7,6 +7,7 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from app.http.answers import failure, refusal_answer, response
+from app.http.body_limit import MAX_BODY_BYTES
 from app.http.refusals import REFUSED, DatabaseUnavailable
 from app.store.errors import InvalidCursor, NotSealedForThisRecord, ReplicaSetRequired
 
@@ -17,7 +18,7 @@ HTTP_MESSAGES = {
     404: "Not found",
     405: "Method not allowed",
     408: "Request body not received in time",
-    413: "Request body too large (limit 64 KiB)",
+    413: f"Request body too large (limit {MAX_BODY_BYTES // 1024} KiB)",
     415: "Unsupported media type",
 }
 INTEGRITY_CHECK_FAILED = "Stored record failed its integrity check"

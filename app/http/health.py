@@ -3,6 +3,7 @@ from flask import Blueprint
 
 from app.http.answers import response, success
 from app.http.api_docs import documented
+from app.http.refusals import DatabaseUnavailable
 from app.http.web import database, refuse_repeated_query_parameters
 from app.service.schemas import ProbeSchema
 
@@ -25,7 +26,7 @@ def healthz():
 
 @bp.get("/readyz")
 @documented(summary="Check that the database answers", tag="health", public=True,
-            responses={200: ProbeSchema, 503: "Database unavailable: it did not answer a ping in time"})
+            refusals=(DatabaseUnavailable,), responses={200: ProbeSchema, 503: "it did not answer a ping in time"})
 def readyz():
     """Answer 200 when the database answers a ping within the readiness deadline, else 503 (via the errors)."""
     database().ping(READINESS_DEADLINE_S)

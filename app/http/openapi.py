@@ -18,9 +18,10 @@ from app.service.schemas import (
     Text,
     latest_birth_date,
 )
+from app.store.cursors import HEX_ID
 
 EXTENSION_KEY = "clinic.openapi"
-OBJECT_ID_PATTERN = "^[0-9a-fA-F]{24}$"
+OBJECT_ID_PATTERN = f"^{HEX_ID}$"
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # `<converter(args):name>` or `<name>` in a werkzeug rule.
 RULE_ARGUMENT = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
@@ -44,9 +45,10 @@ SHARED_RESPONSES = {
                   "(`details` names the fields)",
     "PayloadTooLarge": HTTP_MESSAGES[413],
     "BodyTooSlow": f"{HTTP_MESSAGES[408]} (the whole body within BODY_TIMEOUT_S, 10 s by default)",
-    "UriTooLong": HTTP_MESSAGES.get(414, "The request line (method and URL) is too long"),
-    "HeadersTooLarge": HTTP_MESSAGES.get(431, "Request headers too large: too many, one too large, or all together "
-                                              "over MAX_HEADER_BYTES (32 KiB by default)"),
+    # Answered by gunicorn before the service sees the request.
+    "UriTooLong": "The request line (method and URL) is too long",
+    "HeadersTooLarge": "Request headers too large: too many, one too large, or all together over MAX_HEADER_BYTES "
+                       "(32 KiB by default)",
     "InternalError": f"Internal server error | {INTEGRITY_CHECK_FAILED} (a stored value found in a record it does "
                      "not belong to; nothing of it is served)",
     "DatabaseUnavailable": refused(DatabaseUnavailable).message,
@@ -261,7 +263,17 @@ def _parameters(converter, rule, operation):
 
 def _responses(operation):
     """Return the operation's responses, plus the failures every operation of its kind can answer."""
-    responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()}
+    # A failure is described by the messages of the refusals it answers (the table's), then by any note beside them.
+    failures = {}
+    for refusal in operation.refusals:
+        how = refused(refusal)
+        failures.setdefault(how.status, []).append(how.message)
+    for status, answer in operation.responses.items():
+        if isinstance(answer, str):
+            failures.setdefault(status, []).append(answer)
+    responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()
+                 if not isinstance(answer, str)}
+    responses.update((str(status), _error_response(" | ".join(texts))) for status, texts in failures.items())
     for status, headers in operation.response_headers.items():
         for header in headers:
             responses[str(status)]["headers"][header] = _ref("headers", header)
@@ -278,9 +290,7 @@ def _responses(operation):
 
 
 def _response(status, answer):
-    """Turn one documented answer (Schema class, ListingOf, failure description or raw object) into a response."""
-    if isinstance(answer, str):
-        return _error_response(answer)
+    """Turn one documented success (Schema class, ListingOf or raw object) into a response."""
     if isinstance(answer, dict):
         return answer
     if isinstance(answer, ListingOf):

@@ -6,6 +6,13 @@ from app.http.api_docs import ListingOf, documented
 from app.http.audited import audited
 from app.http.auth import acting_doctor
 from app.http.idempotency import idempotent
+from app.http.refusals import (
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    IfMatchRequired,
+    InvalidIfMatch,
+    UnsupportedPatchType,
+)
 from app.http.web import (
     current_caller,
     database,
@@ -18,7 +25,18 @@ from app.http.web import (
     unit_of_work,
 )
 from app.service import schemas, steps
-from app.service.refusals import AppointmentNotFoundPatientKept, MissingAppointmentId, MissingPatientNames
+from app.service.refusals import (
+    AppointmentAlreadyLinked,
+    AppointmentNotFoundPatientKept,
+    MissingAppointmentId,
+    MissingDoctorId,
+    MissingPatientNames,
+    NotAllowedForDoctor,
+    NotAppointmentOwner,
+    NotPatientOwner,
+    PatientChanged,
+    PatientNotFound,
+)
 from app.store.cursors import decode_version_cursor
 
 bp = Blueprint("patients", __name__)
@@ -43,14 +61,13 @@ ADD_AND_LINK_EXAMPLE = {
     query=schemas.DoctorQuery, body=schemas.AddAndLinkSchema, example=ADD_AND_LINK_EXAMPLE,
     headers=("Idempotency-Key", "X-Request-ID"),
     response_headers={201: ("ETag",), 404: ("ETag",)},
+    refusals=(MissingAppointmentId, MissingDoctorId, MissingPatientNames, NotAppointmentOwner, NotAllowedForDoctor,
+              AppointmentNotFoundPatientKept, AppointmentAlreadyLinked, IdempotentRequestInProgress,
+              IdempotencyKeyReused),
     responses={
         201: schemas.PatientSchema,
-        400: "Missing appointment_id | Missing doctor_id (uid) | "
-             "Missing required patient fields (firstName, lastName) | invalid fields (see details)",
-        403: "Doctor does not own this appointment | Token does not allow acting for this doctor",
-        404: "Appointment not found (patient created but not linked); the kept patient is in data",
-        409: "Appointment already linked to a patient | a request with this Idempotency-Key is still in progress",
-        422: "Idempotency-Key was already used with a different request",
+        400: "invalid fields (see details)",
+        404: "the kept patient is in data",
     },
 )
 @idempotent
@@ -81,8 +98,8 @@ def add_and_link():
 @documented(
     summary="Read one of the doctor's patients", tag="patients", query=schemas.DoctorQuery,
     response_headers={200: ("ETag",)},
-    responses={200: schemas.PatientSchema, 400: "Invalid id or missing uid",
-               403: "Doctor does not own this patient", 404: "Patient not found"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
+    responses={200: schemas.PatientSchema, 400: "Invalid id or uid"},
 )
 def read_patient(patient_id):
     """Return one of the doctor's patients, with its version as its ETag."""
@@ -99,15 +116,13 @@ def read_patient(patient_id):
     body_types=("application/merge-patch+json", "application/json"),
     example={"contact": {"phone": "+1234567899"}, "medicalHistory": None},
     headers=("If-Match", "X-Request-ID"), response_headers={200: ("ETag",)},
+    refusals=(InvalidIfMatch, MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound, PatientChanged,
+              UnsupportedPatchType, IfMatchRequired),
     responses={
         200: schemas.PatientSchema,
-        400: "Invalid id or missing uid | If-Match must be one ETag of this patient | Request body must be a JSON "
-             "object | invalid fields (see details): unknown, `_id`, `doctor_id`, a name removed or blank",
-        403: "Token does not allow acting for this doctor | Doctor does not own this patient",
-        404: "Patient not found",
-        412: "Patient was changed since that version (nothing changed; read it again for the current ETag)",
-        415: "Content-Type must be application/merge-patch+json or application/json",
-        428: "If-Match is required",
+        400: "Invalid id or missing uid | Request body must be a JSON object | invalid fields (see details): "
+             "unknown, `_id`, `doctor_id`, a name removed or blank",
+        412: "nothing changed; read it again for the current ETag",
     },
 )
 @audited("patient.update")
@@ -127,9 +142,8 @@ def correct_patient(patient_id):
 @documented(
     summary="List every version of one of the doctor's patients, newest first", tag="patients",
     query=schemas.ListingQuery,
-    responses={200: ListingOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor",
-               403: "Token does not allow acting for this doctor | Doctor does not own this patient",
-               404: "Patient not found"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
+    responses={200: ListingOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor"},
 )
 def patient_history(patient_id):
     """Return one page of a patient's versions, newest first, each the whole record as it was."""
@@ -144,8 +158,8 @@ def patient_history(patient_id):
 @documented(
     summary="List the doctor's patients, newest first, optionally by name prefix and date of birth", tag="patients",
     query=schemas.PatientListQuery,
-    responses={200: ListingOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor",
-               403: "Token does not allow acting for this doctor"},
+    refusals=(MissingDoctorId, NotAllowedForDoctor),
+    responses={200: ListingOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor"},
 )
 def list_patients():
     """Return one page of the doctor's patients, newest first, matching q at the start of a name and dateOfBirth."""

@@ -5,9 +5,9 @@ import re
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-from app.store.cursors import CURSOR
+from app.store.cursors import CURSOR, HEX_ID
 
-OBJECT_ID = re.compile(r"^[0-9a-fA-F]{24}\Z")
+OBJECT_ID = re.compile(rf"^{HEX_ID}\Z")
 ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
 PHONE = re.compile(r"^\+?[0-9]{3,20}\Z")
 # A doctor's uid: printable ASCII without spaces, so doctor_uid_123 and Firebase uids fit and a uid never

@@ -10,7 +10,9 @@ from app.store.errors import InvalidCursor
 # `<milliseconds since 1970>_<24-hex id>` resumes among items whose sort field holds a date; a bare `<24-hex id>`
 # resumes among those whose field holds anything else (an appointment another program wrote), which follow by id.
 # Shapes the OpenAPI document can state exactly, so every cursor it allows is one the service reads.
-CURSOR = re.compile(r"^(-?[0-9]{1,15}_)?[0-9a-fA-F]{24}\Z")
+# An ObjectId as callers see it: 24 hexadecimal digits, in either case.
+HEX_ID = "[0-9a-fA-F]{24}"
+CURSOR = re.compile(rf"^(-?[0-9]{{1,15}}_)?{HEX_ID}\Z")
 _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 _MILLISECOND = datetime.timedelta(milliseconds=1)
 _FIRST_MILLIS = (datetime.datetime.min.replace(tzinfo=datetime.timezone.utc) - _EPOCH) // _MILLISECOND
