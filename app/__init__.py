@@ -7,12 +7,13 @@ from flask import Flask
 from flask.json.provider import DefaultJSONProvider
 
 from app import commands
-from app.http import cors, errors, rate_limits, redirects, request_log, web
+from app.http import callers, error_handlers, rate_limits, request_input
 from app.http.auth import TokenVerifier
-from app.http.body_deadline import BodyDeadline
-from app.http.body_limit import MAX_BODY_BYTES, BodyLimit
-from app.http.log_format import formatter_for
-from app.store.db import Database, build_client
+from app.http.middleware import cors, redirects, request_log, response_headers
+from app.http.middleware.body_deadline import BodyDeadline
+from app.http.middleware.body_limit import MAX_BODY_BYTES, BodyLimit
+from app.http.middleware.log_format import formatter_for
+from app.store.db import ClinicDatabase, build_client
 from config import Config
 
 
@@ -28,10 +29,10 @@ def create_app(config=None):
     app.wsgi_app = BodyDeadline(app.wsgi_app, config.BODY_TIMEOUT_S)  # outermost: BodyLimit's read is timed too
     app.json.sort_keys = False  # keep the documented field order
     app.json.compact = True
-    app.url_map.converters["patient_id"] = web.PatientIdConverter
+    app.url_map.converters["patient_id"] = request_input.PatientIdConverter
 
     client = config.MONGO_CLIENT or build_client(config)
-    database = Database(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE,
+    database = ClinicDatabase(client, config.MONGODB_DB, config.MONGODB_TIMEOUT_MS, config.ALLOW_STANDALONE,
                         master_key=config.MASTER_KEY, key_vault_client=config.KEY_VAULT_CLIENT,
                         client_bulk_write=config.MONGODB_CLIENT_BULK_WRITE)
     if not config.FIELD_ENCRYPTION:
@@ -43,23 +44,23 @@ def create_app(config=None):
     app.extensions["clinic.tokens"] = TokenVerifier(config)
     app.extensions["clinic.rate_limits"] = rate_limits.build(config, client)
 
-    from app.http import appointments, audit_trail, docs, health, patients
+    from app.http.routes import appointments, audit_trail, documentation, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(appointments.bp)
     app.register_blueprint(audit_trail.bp)
-    app.register_blueprint(docs.bp)
-    app.register_blueprint(docs.swagger_ui)
-    errors.register(app)
+    app.register_blueprint(documentation.bp)
+    app.register_blueprint(documentation.swagger_ui)
+    error_handlers.register(app)
     request_log.register(app)
-    app.after_request(web.forbid_storing)
-    app.after_request(web.forbid_sniffing)
+    app.after_request(response_headers.forbid_storing)
+    app.after_request(response_headers.forbid_sniffing)
     cors.register(app, config.CORS_ORIGINS)
     # After CORS's hook: a browser's preflight is answered 200 even on a path that redirects.
     app.before_request(redirects.redirect_by_path)
     # Last: a request redirected, preflighted or routed nowhere is answered without a token.
-    app.before_request(web.authenticate)
+    app.before_request(callers.authenticate)
     commands.register(app)
     return app
 

@@ -27,7 +27,7 @@ from bson import ObjectId
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.http.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
+from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
 from tests.servers import free_port  # noqa: E402 - the tests' free port
 

@@ -33,8 +33,8 @@ from dev_secret import new_master_key
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from app.http.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body
-from app.store.db import Database  # noqa: E402 - opens patients as the service does, to compare them with answers
+from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body
+from app.store.db import ClinicDatabase  # noqa: E402 - opens patients as the service does, to compare them with answers
 from app.store.records import public_patient  # noqa: E402
 from config import local_master_key  # noqa: E402
 from tests.live import bare_environment  # noqa: E402 - the service's settings, none of the caller's
@@ -535,7 +535,7 @@ def snapshot(db, values, doctor):
 
 def check(clients, stack):
     """Check each client's doctor's records against its ledger; return the violations and what was looked at."""
-    database = Database(stack.client, "clinic", 5000,
+    database = ClinicDatabase(stack.client, "clinic", 5000,
                         master_key=local_master_key("FIELD_ENCRYPTION_KEY", stack.master_key))
     database.prepare()
     found, checked = defaultdict(list), Counter()

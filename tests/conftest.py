@@ -11,7 +11,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from app.http.patients import ADD_AND_LINK_EXAMPLE
+from app.http.routes.patients import ADD_AND_LINK_EXAMPLE
 from config import Config, local_master_key
 from tests import mongomock_key_vault
 from tests.live import MASTER_KEY_B64

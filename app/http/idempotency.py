@@ -17,8 +17,8 @@ from app.http.refusals import (
     is_refusal,
     status_of,
 )
-from app.http.web import database
-from app.store.errors import AnsweredBefore, KeyTakenOver
+from app.http.request_work import database
+from app.store.exceptions import KeyAlreadyUsed, KeyTakenOver
 from app.store.idempotency_keys import HeldKey
 
 log = logging.getLogger("clinic.idempotency")
@@ -40,7 +40,7 @@ def idempotent(view):
         keyed = g.keyed_request = KeyedRequest(key)
         try:
             return view(*args, **kwargs)
-        except AnsweredBefore as before:
+        except KeyAlreadyUsed as before:
             return keyed.replay(before.record)
         except Exception as error:
             if keyed.held_key is None:
@@ -60,7 +60,7 @@ class KeyedRequest:
         self.held_key = None
 
     def claim(self, doctor_id):
-        """Claim the key for this validated request (or raise AnsweredBefore) and return it, held."""
+        """Claim the key for this validated request (or raise KeyAlreadyUsed) and return it, held."""
         self._fingerprint = _fingerprint()
         self._keys = database().idempotency_keys()
         self.held_key = HeldKey(self._keys, self._keys.claim(doctor_id, self._key, self._fingerprint))

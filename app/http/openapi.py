@@ -6,8 +6,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import validate
 
-from app.http.api_docs import ListingOf
-from app.http.errors import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
+from app.http.documented import ListingOf
+from app.http.error_handlers import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
 from app.http.refusals import DatabaseUnavailable, TooManyRequests, refused
 from app.service.schemas import (

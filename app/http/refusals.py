@@ -17,7 +17,7 @@ from app.service.refusals import (
     PatientNotFound,
     Refusal,
 )
-from app.store.errors import KeyStillClaimed, KeyTakenOver
+from app.store.exceptions import KeyContended, KeyTakenOver
 
 
 class NotAuthenticated(Refusal):
@@ -78,7 +78,7 @@ class Refused:
     headers: tuple[tuple[str, str], ...] = ()
 
 
-# Read by app/http/errors.py to answer, by audited.py to record the outcome and by openapi.py to document it. A
+# Read by error_handlers.py to answer, by refused_attempts.py to record the outcome and by openapi.py to document it. A
 # refusal is found under its own class or, failing that, its nearest ancestor's.
 REFUSED: dict[type[Exception], Refused] = {
     InvalidRequest: Refused(400, "Bad request"),
@@ -102,7 +102,7 @@ REFUSED: dict[type[Exception], Refused] = {
     AppointmentNotLinked: Refused(409, "Appointment is not linked to a patient"),
     IdempotentRequestInProgress: Refused(409, "A request with this Idempotency-Key is still in progress"),
     # The store's words for the same: claimed and freed over and over, or taken over as abandoned meanwhile.
-    KeyStillClaimed: Refused(409, "A request with this Idempotency-Key is still in progress"),
+    KeyContended: Refused(409, "A request with this Idempotency-Key is still in progress"),
     KeyTakenOver: Refused(409, "A request with this Idempotency-Key is still in progress"),
     PatientChanged: Refused(412, "Patient was changed since that version"),
     UnsupportedPatchType: Refused(415, "Content-Type must be application/merge-patch+json or application/json"),

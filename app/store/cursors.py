@@ -5,7 +5,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from app.store.errors import InvalidCursor
+from app.store.exceptions import InvalidCursor
 
 # `<milliseconds since 1970>_<24-hex id>` resumes among items whose sort field holds a date; a bare `<24-hex id>`
 # resumes among those whose field holds anything else (an appointment another program wrote), which follow by id.

@@ -8,7 +8,7 @@ import pymongo
 from pymongo.errors import PyMongoError
 from pymongo.mongo_client import MongoClient
 
-from app.store.errors import ReplicaSetRequired
+from app.store.exceptions import ReplicaSetRequired
 from app.store.field_encryption import KEY_VAULT, FieldEncryption
 from app.store.idempotency_keys import HeldKey, IdempotencyStore
 from app.store.rate_limit_storage import RATE_LIMIT_WINDOWS, RATE_LIMIT_WINDOWS_EXPIRE
@@ -22,7 +22,7 @@ from app.store.records import (
     AuditContext,
     Records,
 )
-from app.store.sealing import PLAIN_PATIENTS, UNBOUND, PlainValues, SealedValues
+from app.store.sealing import PLAIN_PATIENTS, UNBOUND, PlainValues, SealedValues, ValueStorage
 from app.store.unit_of_work import DURABLE, UnitOfWork
 from config import Config, MasterKey
 
@@ -110,7 +110,7 @@ def server_abilities(client: MongoClient[dict[str, Any]]) -> tuple[bool, bool]:
     return transactions, transactions and hello.get("maxWireVersion", 0) >= CLIENT_BULK_WRITE_WIRE_VERSION
 
 
-class Database:
+class ClinicDatabase:
     """One service's handle on its database, prepared once (indexes, topology, data key) on first use."""
 
     def __init__(self, client: MongoClient[dict[str, Any]], name: str, timeout_ms: int, allow_standalone: bool = False,
@@ -124,7 +124,7 @@ class Database:
         # Without a master key (FIELD_ENCRYPTION=off) patient values are stored plain.
         self.master_key = master_key
         self.key_vault_client = key_vault_client or client
-        self.values: PlainValues | None = None
+        self.values: ValueStorage | None = None
         # Whether a transaction's writes may go in one client bulkWrite (where the server takes it).
         self._client_bulk_write = client_bulk_write
         self._batched = False

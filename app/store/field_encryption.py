@@ -15,7 +15,7 @@ from pymongo.errors import DuplicateKeyError, EncryptionError
 from pymongo.mongo_client import MongoClient
 from pymongocrypt.errors import MongoCryptError
 
-from app.store.errors import NotSealedForThisRecord
+from app.store.exceptions import NotSealedForThisRecord
 from config import ConfigError, MasterKey
 
 # The data keys, wrapped by the master key, live in the service's own database, so a backup holds what it needs

@@ -7,9 +7,9 @@ from bson import ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from app.store.errors import AnsweredBefore, KeyStillClaimed, KeyTakenOver
+from app.store.exceptions import KeyAlreadyUsed, KeyContended, KeyTakenOver
 from app.store.records import IDEMPOTENCY, IDEMPOTENCY_TTL_SECONDS, checked, now
-from app.store.sealing import PlainValues
+from app.store.sealing import ValueStorage
 from app.store.writes import BatchedWrites, CommandWrites
 
 # A request still "running" after this long died with its worker: a retry may take its key over. Taking over
@@ -61,7 +61,7 @@ class HeldKey:
 class IdempotencyStore:
     """Claim, complete and release idempotency keys, scoped per doctor."""
 
-    def __init__(self, db: Database[dict[str, Any]], values: PlainValues) -> None:
+    def __init__(self, db: Database[dict[str, Any]], values: ValueStorage) -> None:
         self._keys = db[IDEMPOTENCY]
         # How answers and request digests are stored: sealed and keyed (app.store.sealing.SealedValues) or plain.
         self._values = values
@@ -76,7 +76,7 @@ class IdempotencyStore:
                       record.get("headers") or {})
 
     def claim(self, doctor_id: str, key: str, fingerprint: str) -> Claim:
-        """Claim the key for a new request, or raise AnsweredBefore with the record already holding it."""
+        """Claim the key for a new request, or raise KeyAlreadyUsed with the record already holding it."""
         for _ in range(3):  # a record can expire or be released between our insert and our read
             moment = now()
             record: dict[str, Any] = {"_id": ObjectId(), "doctor_id": doctor_id, "key": key,
@@ -94,11 +94,11 @@ class IdempotencyStore:
                 continue
             if self._take_over_abandoned(existing, fingerprint, moment):
                 return Claim(existing["_id"], doctor_id, moment)
-            raise AnsweredBefore(existing)
+            raise KeyAlreadyUsed(existing)
         existing = self._keys.find_one({"doctor_id": doctor_id, "key": key})
         if existing is None:
-            raise KeyStillClaimed()  # claimed and freed three times over: someone else is at it
-        raise AnsweredBefore(existing)
+            raise KeyContended()  # claimed and freed three times over: someone else is at it
+        raise KeyAlreadyUsed(existing)
 
     def _take_over_abandoned(self, existing: dict[str, Any], fingerprint: str, moment: datetime.datetime) -> bool:
         """Take a same-request key whose first run never finished; tell whether we got it."""

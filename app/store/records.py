@@ -17,8 +17,8 @@ from app.store.cursors import (
     encode_version_cursor,
     is_undated,
 )
-from app.store.errors import NotSealedForThisRecord
-from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, PlainValues
+from app.store.exceptions import NotSealedForThisRecord
+from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, ValueStorage
 from app.store.showable import UNSHOWABLE, showable
 from app.store.writes import BatchedWrites, CommandWrites
 
@@ -54,13 +54,13 @@ def object_id(hex_id: str) -> ObjectId:
     return ObjectId(hex_id)
 
 
-def public_patient(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
+def public_patient(stored: dict[str, Any], values: ValueStorage) -> dict[str, Any]:
     """Shape a stored patient as callers see it: string ids and its own fields, opened by values."""
     return {"_id": str(stored["_id"]), "doctor_id": stored["doctor_id"],
             **values.patient_fields(stored, INTERNAL_PATIENT_FIELDS)}
 
 
-def patient_record(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
+def patient_record(stored: dict[str, Any], values: ValueStorage) -> dict[str, Any]:
     """Shape a stored patient for the service steps: as callers see it, plus its version, time and actor."""
     # Patients stored before versions existed are at their first version, last changed when created.
     return {**public_patient(stored, values), "version": stored.get("version", FIRST_VERSION),
@@ -109,7 +109,7 @@ def stored_patient_id(patient_id: Any) -> Any:
     return object_id(patient_id) if isinstance(patient_id, str) and ObjectId.is_valid(patient_id) else patient_id
 
 
-def public_appointment(stored: dict[str, Any], values: PlainValues) -> dict[str, Any]:
+def public_appointment(stored: dict[str, Any], values: ValueStorage) -> dict[str, Any]:
     """Shape a stored appointment as callers see it: string ids, its own fields as stored, sealed ones opened.
 
     A value JSON cannot carry is left out. So is a doctor_id that is not text: such an appointment is no doctor's.
@@ -173,7 +173,7 @@ def public_audit(stored: dict[str, Any]) -> dict[str, Any]:
 class Records:
     """The reads and writes of one unit of work, bound to its session and journalling its inserts."""
 
-    def __init__(self, db: Database[dict[str, Any]], values: PlainValues, session: ClientSession | None = None,
+    def __init__(self, db: Database[dict[str, Any]], values: ValueStorage, session: ClientSession | None = None,
                  audit_context: AuditContext | None = None,
                  writes: CommandWrites | BatchedWrites | None = None) -> None:
         self._db = db

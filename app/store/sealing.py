@@ -5,7 +5,7 @@ from typing import Any
 
 from bson import ObjectId
 
-from app.store.errors import NotSealedForThisRecord
+from app.store.exceptions import NotSealedForThisRecord
 from app.store.field_encryption import FieldEncryption
 
 # What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
@@ -230,3 +230,6 @@ class SealedValues(PlainValues):
         """Return the keyed digest of a request."""
         return self._encryption.blind("request", "", digest)
 
+
+# How a service stores patient values, whichever it is: what every reader and writer of records is handed.
+ValueStorage = PlainValues | SealedValues

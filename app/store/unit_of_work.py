@@ -12,7 +12,7 @@ from pymongo.write_concern import WriteConcern
 
 from app.store.idempotency_keys import Answer, HeldKey
 from app.store.records import AuditContext, Records
-from app.store.sealing import PlainValues
+from app.store.sealing import ValueStorage
 from app.store.writes import BatchedWrites, CommandWrites, SuccessPathMissed
 
 log = logging.getLogger("clinic.db")
@@ -34,7 +34,7 @@ class UnitOfWork:
     is aborted and the steps run again, one command each, to give the outcome they give.
     """
 
-    def __init__(self, client: MongoClient[dict[str, Any]], db: Database[dict[str, Any]], values: PlainValues,
+    def __init__(self, client: MongoClient[dict[str, Any]], db: Database[dict[str, Any]], values: ValueStorage,
                  transactional: bool, timeout_s: float, audit_context: AuditContext | None = None,
                  batched: bool = False, held_key: HeldKey | None = None) -> None:
         self._client = client

@@ -11,9 +11,9 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from app.http import patients
 from app.http.auth import TokenVerifier
-from app.http.patients import ADD_AND_LINK_EXAMPLE
+from app.http.routes import patients
+from app.http.routes.patients import ADD_AND_LINK_EXAMPLE
 from app.service import schemas
 from app.store.records import INTERNAL_PATIENT_FIELDS
 from tests.conftest import make_config, make_token

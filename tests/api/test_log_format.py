@@ -7,7 +7,7 @@ import re
 import pytest
 
 from app import create_app
-from app.http.log_format import formatter_for
+from app.http.middleware.log_format import formatter_for
 from tests.api.test_privacy import HISTORY_MARKER, NAME_MARKER, send_marked_patients
 from tests.conftest import make_config
 

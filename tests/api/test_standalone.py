@@ -3,7 +3,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
-from app.store.errors import ReplicaSetRequired
+from app.store.exceptions import ReplicaSetRequired
 from tests.conftest import bearer, jane, make_config
 
 STANDALONE = pytest.mark.parametrize("backend", ["standalone", "mongomock"], indirect=True)

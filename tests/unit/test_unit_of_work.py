@@ -5,18 +5,18 @@ import mongomock
 import pytest
 
 from app.service.refusals import NotAppointmentOwner
-from app.store.db import Database
-from app.store.errors import KeyTakenOver, ReplicaSetRequired
+from app.store.db import ClinicDatabase
+from app.store.exceptions import KeyTakenOver, ReplicaSetRequired
 from app.store.idempotency_keys import Answer, HeldKey
 
 
 @pytest.fixture
 def database():
-    return Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000, allow_standalone=True)
+    return ClinicDatabase(mongomock.MongoClient(tz_aware=True), "clinic", 5000, allow_standalone=True)
 
 
 def test_a_server_without_transactions_is_refused_unless_allowed():
-    database = Database(mongomock.MongoClient(tz_aware=True), "clinic", 5000)
+    database = ClinicDatabase(mongomock.MongoClient(tz_aware=True), "clinic", 5000)
 
     with pytest.raises(ReplicaSetRequired):
         database.unit_of_work()

@@ -2,8 +2,9 @@
 from flask import Blueprint
 
 from app.http.answers import listing, response
-from app.http.api_docs import ListingOf, documented
-from app.http.web import current_caller, database, doctor_and_query
+from app.http.callers import current_caller, doctor_and_query
+from app.http.documented import ListingOf, documented
+from app.http.request_work import database
 from app.service import schemas, steps
 from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 

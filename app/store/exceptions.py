@@ -1,4 +1,4 @@
-"""What the store raises for its callers to handle; no HTTP here: app/http/errors.py answers each in the envelope."""
+"""What the store raises for its callers to handle; no HTTP here: app/http/error_handlers.py answers each."""
 from typing import Any
 
 
@@ -16,7 +16,7 @@ class InvalidCursor(ValueError):
     """A page cursor not shaped like one this service issued."""
 
 
-class AnsweredBefore(Exception):
+class KeyAlreadyUsed(Exception):
     """The request's Idempotency-Key already holds an answer (or a run in progress): replay it, run nothing."""
 
     def __init__(self, record: dict[str, Any]) -> None:
@@ -24,7 +24,7 @@ class AnsweredBefore(Exception):
         self.record = record
 
 
-class KeyStillClaimed(Exception):
+class KeyContended(Exception):
     """The key was claimed and freed over and over while this request tried: another request is at it."""
 
 

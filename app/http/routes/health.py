@@ -2,9 +2,10 @@
 from flask import Blueprint
 
 from app.http.answers import response, success
-from app.http.api_docs import documented
+from app.http.documented import documented
 from app.http.refusals import DatabaseUnavailable
-from app.http.web import database, refuse_repeated_query_parameters
+from app.http.request_input import refuse_repeated_query_parameters
+from app.http.request_work import database
 from app.service.schemas import ProbeSchema
 
 # Readiness probes give up after a second or so (Kubernetes' default timeoutSeconds is 1): a database that

@@ -2,9 +2,9 @@
 from flask import Blueprint, request
 
 from app.http.answers import listing, patient_as_it_stands, patient_created, refusal_answer, response
-from app.http.api_docs import ListingOf, documented
-from app.http.audited import audited
 from app.http.auth import acting_doctor
+from app.http.callers import current_caller, doctor_and_query
+from app.http.documented import ListingOf, documented
 from app.http.idempotency import idempotent
 from app.http.refusals import (
     IdempotencyKeyReused,
@@ -13,17 +13,9 @@ from app.http.refusals import (
     InvalidIfMatch,
     UnsupportedPatchType,
 )
-from app.http.web import (
-    current_caller,
-    database,
-    doctor_and_query,
-    expected_version,
-    is_blank,
-    json_object_body,
-    merge_patch_body,
-    path_id,
-    unit_of_work,
-)
+from app.http.refused_attempts import audited
+from app.http.request_input import expected_version, is_blank, json_object_body, merge_patch_body, path_id
+from app.http.request_work import database, unit_of_work
 from app.service import schemas, steps
 from app.service.refusals import (
     AppointmentAlreadyLinked,

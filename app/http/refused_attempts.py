@@ -7,9 +7,10 @@ from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
 from app.http.refusals import is_refusal, status_of
-from app.http.web import database, is_blank
+from app.http.request_input import is_blank
+from app.http.request_work import database
 from app.service import schemas
-from app.store.errors import ReplicaSetRequired
+from app.store.exceptions import ReplicaSetRequired
 
 log = logging.getLogger("clinic.audit")
 # The ids a refused attempt may be recorded with, from its path or its body.

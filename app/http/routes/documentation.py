@@ -4,9 +4,9 @@ import os
 import flask_swagger_ui
 from flask import Blueprint, Response, abort, current_app, jsonify, send_from_directory
 
-from app.http.api_docs import documented, open_to_all
+from app.http.documented import documented, open_to_all
 from app.http.openapi import build_spec
-from app.http.web import refuse_repeated_query_parameters
+from app.http.request_input import refuse_repeated_query_parameters
 
 bp = Blueprint("docs", __name__)
 # No token here: the repeated-parameter check token routes make after authenticating runs first instead.
@@ -14,7 +14,7 @@ bp.before_request(refuse_repeated_query_parameters)
 
 # The page and its initializer are files of ours, not flask-swagger-ui's template: that one put the Host header
 # into the page (its OAuth2 redirect URL) and ran an inline script, which the page's policy would refuse.
-PAGE_FOLDER = os.path.join(os.path.dirname(__file__), "docs_page")
+PAGE_FOLDER = os.path.join(os.path.dirname(__file__), "documentation_page")
 OWN_FILES = ("swagger-initializer.js",)
 SWAGGER_UI_FOLDER = os.path.join(os.path.dirname(flask_swagger_ui.__file__), "dist")
 SWAGGER_UI_FILES = ("swagger-ui-bundle.js", "swagger-ui-standalone-preset.js", "swagger-ui.css", "index.css",

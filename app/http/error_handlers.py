@@ -7,9 +7,9 @@ from pymongo.errors import ConnectionFailure, PyMongoError
 from werkzeug.exceptions import HTTPException
 
 from app.http.answers import failure, refusal_answer, response
-from app.http.body_limit import MAX_BODY_BYTES
+from app.http.middleware.body_limit import MAX_BODY_BYTES
 from app.http.refusals import REFUSED, DatabaseUnavailable
-from app.store.errors import InvalidCursor, NotSealedForThisRecord, ReplicaSetRequired
+from app.store.exceptions import InvalidCursor, NotSealedForThisRecord, ReplicaSetRequired
 
 log = logging.getLogger("clinic.errors")
 

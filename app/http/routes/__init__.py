@@ -1,0 +1,1 @@
+"""The routes: each reads its request, calls the service, and answers."""
