@@ -368,14 +368,12 @@ class Client:
             self.ledger.settle_patient(patient_id, 1, patient)
             self.patients[patient_id] = 1
             self.acked.add(patient_id)
-            targets = {"patient_id": patient_id}
             if outcome == 201:
                 self.ledger.settle_appointment(appointment_id, patient_id)
                 self.believe(appointment_id, patient_id, acked=True)
-                self.ledger.writes.append((ids, "appointment.link", 201, {**targets, "appointment_id": appointment_id}))
-            else:
-                targets["appointment_id"] = appointment_id
-            self.ledger.writes.append((ids, "patient.create", outcome, targets))
+            # One audit record either way: the patient made and the appointment it was linked to (201) or not (404).
+            self.ledger.writes.append((ids, "patient.create", outcome,
+                                       {"patient_id": patient_id, "appointment_id": appointment_id}))
         elif answer.unknown:
             self.uncertain_link(appointment_id)
         elif answer.status != 409 or self.appointments.get(appointment_id) in (None, DOUBT):

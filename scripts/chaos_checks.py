@@ -92,7 +92,7 @@ def links_point_to_patients(ledger, snapshot):
 
 
 def every_patient_was_linked_or_kept(ledger, snapshot):
-    """No patient exists without its link (appointment.link) or the documented 404 (patient.create, outcome 404)."""
+    """No patient exists without its link (patient.create 201, or a later appointment.link) or the documented 404."""
     explained = {entry["targets"].get("patient_id") for entry in snapshot.audit
                  if _is_link(entry) or (entry["action"], entry["outcome"]) == ("patient.create", KEPT)}
     return [f"patient {patient_id}: neither linked nor kept by a 404" for patient_id in snapshot.patients
@@ -125,7 +125,8 @@ def links_alternate_with_unlinks(ledger, snapshot):
 def one_patient_per_request(ledger, snapshot):
     """An add_and_link created at most one patient, however often a keyed one was retried."""
     made = Counter(entry["targets"].get("appointment_id") for entry in snapshot.audit
-                   if (entry["action"], entry["outcome"]) in (("appointment.link", 201), ("patient.create", KEPT)))
+                   if entry["action"] == "patient.create" and entry["outcome"] in (201, KEPT)
+                   and "appointment_id" in entry["targets"])
     return [f"appointment {appointment_id}: {count} patients created by {ledger.requests[appointment_id]} "
             f"add_and_link requests" for appointment_id, count in made.items()
             if count > ledger.requests[appointment_id]]
@@ -193,8 +194,9 @@ def violations(ledger, snapshot):
 
 
 def _is_link(entry):
-    """Tell whether an audit entry records a link that was made."""
-    return entry["action"] == "appointment.link" and entry["outcome"] in LINKED
+    """Tell whether an audit entry records a link that was made: a link, or add_and_link's patient made and linked."""
+    return (entry["action"] == "appointment.link" and entry["outcome"] in LINKED
+            or (entry["action"], entry["outcome"]) == ("patient.create", 201) and "appointment_id" in entry["targets"])
 
 
 def _shown(values):

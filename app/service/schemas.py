@@ -285,8 +285,12 @@ class AppointmentListQuery(ListingQuery):
     linked = fields.Boolean(truthy={"true"}, falsy={"false"})
 
 
+NAME_SEARCH = ("The start of a first or last name, in any case, from 3 characters; shorter, a whole name (`Li` finds "
+               "Li, not Lina)")
+
+
 class PatientListQuery(ListingQuery):
-    q = Text(validate=validate.Length(min=1, max=NAME_MAX))
+    q = Text(validate=validate.Length(min=1, max=NAME_MAX), metadata={"description": NAME_SEARCH})
     dateOfBirth = BirthDate()
 
 

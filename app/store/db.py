@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pymongo
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 from pymongo.mongo_client import MongoClient
 
 from app.store.exceptions import ReplicaSetRequired
@@ -30,13 +30,23 @@ log = logging.getLogger("clinic.db")
 
 PLAIN_PATIENTS_INDEX = "plain_patients"
 UNBOUND_INDEX = "unbound_sealed"
+INDEX_NOT_FOUND = 27  # MongoDB's error code for dropping an index that is not there
 # The collections holding sealed values, each with this index: only sealed documents, by their mark of being bound,
 # so that a start finds one sealed before values were bound (no mark) in one lookup, however many are bound.
 SEALED_COLLECTIONS = (PATIENTS, PATIENT_VERSIONS, APPOINTMENTS, IDEMPOTENCY)
 UNBOUND_SEALED = pymongo.IndexModel([("bound", 1)], name=UNBOUND_INDEX,
                                     partialFilterExpression={"sealed": {"$exists": True}})
 
-# Every query the service runs is served by one of these (the link update uses the `_id` index).
+# The searches of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing): kept only
+# while such patients may be stored, since every sealed patient would add an entry of nulls to each, on every insert.
+PLAIN_SEARCH_INDEXES = [
+    pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
+    pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
+                       name="doctor_born_newest"),
+]
+
+# Every query the service runs is served by one of these, or PLAIN_SEARCH_INDEXES for plain patients (the link
+# update uses the `_id` index).
 INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
@@ -44,10 +54,6 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name"),
         pymongo.IndexModel([("doctor_id", 1), ("birth_index", 1), ("created_at", -1), ("_id", -1)],
                            name="doctor_sealed_birth_newest"),
-        # The same searches of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing).
-        pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
-        pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
-                           name="doctor_born_newest"),
         # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
         # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
         pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
@@ -140,11 +146,13 @@ class ClinicDatabase:
                 return
             for collection, indexes in INDEXES.items():
                 self.db[collection].create_indexes(indexes)
+            plain_patients = self.master_key is None or self._plain_patients_remain()
+            self._keep_plain_search_indexes(plain_patients)
             if self.master_key is None:
                 self.values = PlainValues()
             else:
                 self.values = SealedValues(FieldEncryption.open(self.db, self.key_vault_client, self.master_key),
-                                           plain_patients=self._plain_patients_remain(),
+                                           plain_patients=plain_patients,
                                            unbound_values=self._unbound_values_remain())
             transactions, bulk_write = server_abilities(self.client)
             self._batched = bulk_write and self._client_bulk_write
@@ -159,6 +167,21 @@ class ClinicDatabase:
             return False
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
         return True
+
+    def _keep_plain_search_indexes(self, plain_patients: bool) -> None:
+        """Create the plain patients' search indexes while any may be stored, else drop them if left from then."""
+        patients = self.db[PATIENTS]
+        if plain_patients:
+            patients.create_indexes(PLAIN_SEARCH_INDEXES)
+            return
+        left = {index["name"] for index in patients.list_indexes()} & {index.document["name"]
+                                                                       for index in PLAIN_SEARCH_INDEXES}
+        for name in left:
+            try:
+                patients.drop_index(name)
+            except OperationFailure as error:
+                if error.code != INDEX_NOT_FOUND:
+                    raise  # another worker starting at the same time dropped it first: only that is expected
 
     def _unbound_values_remain(self) -> bool:
         """Tell whether values sealed before they were bound to their records remain, saying how to bind them."""

@@ -12,6 +12,10 @@ from app.store.field_encryption import FieldEncryption
 # (with lower-cased names for the search), or one sealed value, its mark of being bound, and its blind indexes.
 SEALED_FIELDS = ("sealed", "bound", "name_index", "birth_index")
 PLAIN_SEARCH_FIELDS = ("name_keys",)
+# A name search matches the start of a first or last name from this many characters; a shorter one matches a whole
+# name that short (Li, Wu). Each sealed name keeps one blind index entry per prefix it can be found by, so prefixes of
+# one or two letters, which would each stand for a large share of the patients, cost an entry and tell frequencies.
+SHORTEST_NAME_PREFIX = 3
 # A patient stored plain (written before encryption, or with it off): its names are required, so always there.
 PLAIN_PATIENTS = {"firstName": {"$exists": True}}
 # An appointment's own fields that stay plain: its time, which lists sort by. The reason for a visit is sealed.
@@ -78,6 +82,8 @@ class PlainValues:
 
     def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
         """Return the filter matching patients whose first or last name starts with prefix, in any case."""
+        if len(prefix) < SHORTEST_NAME_PREFIX:
+            return {"name_keys": prefix.lower()}
         # An anchored prefix on lower-cased keys: served by the index.
         return {"name_keys": {"$regex": "^" + re.escape(prefix.lower())}}
 
@@ -156,9 +162,9 @@ class SealedValues(PlainValues):
         return stored
 
     def _name_index(self, doctor_id: str, fields: dict[str, Any]) -> list[bytes]:
-        """Return the blind index of every prefix of the lower-cased first and last names (what `q` matches)."""
+        """Return the blind index of the lower-cased first and last names' prefixes that `q` matches."""
         prefixes = {name[:length] for name in (fields["firstName"].lower(), fields["lastName"].lower())
-                    for length in range(1, len(name) + 1)}
+                    for length in range(min(SHORTEST_NAME_PREFIX, len(name)), len(name) + 1)}
         return sorted(self._encryption.blind_all("name", doctor_id, prefixes))
 
     def patient_fields(self, stored: dict[str, Any], internal: tuple[str, ...]) -> dict[str, Any]:

@@ -170,13 +170,16 @@ def test_name_prefix_and_birth_date_searches_answer_as_before_encryption(backend
             **{f"q={q}": [position[i] for i in list_ids(api, q=q)] for q in QUERIES},
             **{f"dateOfBirth={born}": [position[i] for i in list_ids(api, dateOfBirth=born)]
                for born in ("1990-03-20", "1985-01-02", "1999-09-09")},
-            "q=an&dateOfBirth=1990-03-20": [position[i] for i in list_ids(api, q="an", dateOfBirth="1990-03-20")],
+            "q=ana&dateOfBirth=1990-03-20": [position[i] for i in list_ids(api, q="ana", dateOfBirth="1990-03-20")],
         }
     assert answers[True] == answers[False]
-    # And what they answer is what the rule says: a name starting with q in any case, newest first.
-    expected = [index for index in reversed(range(len(NAMES)))
-                if any(n.lower().startswith("an") for n in NAMES[index][:2])]
-    assert answers[True]["q=an"] == expected and expected
+    # And what they answer is what the rule says, newest first: a name starting with q in any case, from three
+    # characters; a shorter q, a whole name.
+    for q in ("ana", "an", "li", "na", "a", "o'b"):
+        expected = [index for index in reversed(range(len(NAMES)))
+                    if any(n.lower().startswith(q) if len(q) >= 3 else n.lower() == q for n in NAMES[index][:2])]
+        assert answers[True][f"q={q}"] == expected
+    assert answers[True]["q=ana"] and answers[True]["q=li"] and not answers[True]["q=an"]
     for encrypted in (False, True):
         client.drop_database(f"{name}_{encrypted}")
 

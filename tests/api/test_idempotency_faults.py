@@ -47,7 +47,7 @@ def test_a_retry_after_a_fault_at_any_command_gets_the_one_success(client, db, a
     assert db.appointments.find_one({"_id": ObjectId(appointment_id)})["patient_id"] == patients[0]["_id"]
     keys = list(db.idempotency_keys.find())
     assert [(key["state"], key["status"]) for key in keys] == [("done", 201)]
-    assert db.audit.count_documents({"action": "appointment.link", "outcome": 201}) == 1
+    assert db.audit.count_documents({"action": "patient.create", "outcome": 201}) == 1
 
 
 @pytest.mark.parametrize("fault", FAULTS)

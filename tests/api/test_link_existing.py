@@ -438,8 +438,8 @@ def test_an_invalid_date_of_birth_is_refused_with_400(client, db, add_patient, d
 def test_the_date_of_birth_search_has_an_index_of_its_own(client, db):
     client.get("/patients?uid=doctor_a&dateOfBirth=1990-03-20", headers=bearer())
 
-    index = db.patients.index_information()["doctor_born_newest"]
-    assert [field for field, _ in index["key"]] == ["doctor_id", "dateOfBirth", "created_at", "_id"]
+    index = db.patients.index_information()["doctor_sealed_birth_newest"]
+    assert [field for field, _ in index["key"]] == ["doctor_id", "birth_index", "created_at", "_id"]
 
 
 # Location on every 201

@@ -2,7 +2,8 @@
 import pytest
 from bson import ObjectId
 
-from tests.conftest import bearer, jane
+from app import create_app
+from tests.conftest import bearer, jane, make_config
 
 
 @pytest.fixture
@@ -54,12 +55,53 @@ def test_q_matches_the_start_of_either_name_case_insensitively(client, add_patie
     add_patient("Smita", "Rao", doctor="doctor_b")
 
     by_last = client.get("/patients?uid=doctor_a&q=smi", headers=bearer()).get_json()["data"]
-    by_first = client.get("/patients?uid=doctor_a&q=JA", headers=bearer()).get_json()["data"]
+    by_first = client.get("/patients?uid=doctor_a&q=JAN", headers=bearer()).get_json()["data"]
     regex_chars = client.get("/patients?uid=doctor_a&q=.*", headers=bearer()).get_json()["data"]
 
     assert [p["_id"] for p in by_last] == [smithers["_id"], smith["_id"]]
     assert [p["_id"] for p in by_first] == [smith["_id"]]
     assert regex_chars == []
+
+
+def test_a_q_shorter_than_three_characters_matches_a_whole_name_only(client, add_patient, db):
+    li = add_patient("Li", "Wu")
+    lina = add_patient("Lina", "Wuster")
+    add_patient("Al", "Li", doctor="doctor_b")
+
+    short_last = client.get("/patients?uid=doctor_a&q=wu", headers=bearer()).get_json()["data"]
+    short_first = client.get("/patients?uid=doctor_a&q=LI", headers=bearer()).get_json()["data"]
+    one_letter = client.get("/patients?uid=doctor_a&q=l", headers=bearer()).get_json()["data"]
+    longer = client.get("/patients?uid=doctor_a&q=wus", headers=bearer()).get_json()["data"]
+
+    assert [p["_id"] for p in short_last] == [li["_id"]]
+    assert [p["_id"] for p in short_first] == [li["_id"]]
+    assert one_letter == []
+    assert [p["lastName"] for p in longer] == ["Wuster"]
+    # One blind entry per name a search can find it by: li, wu; lin, lina, wus, wust, wuste, wuster.
+    assert [len(db.patients.find_one({"_id": ObjectId(p["_id"])})["name_index"]) for p in (li, lina)] == [2, 6]
+
+
+def test_the_plain_search_indexes_are_kept_only_while_plain_patients_may_be_stored(mongo, db, add_appointment):
+    client, name = mongo
+    plain_names = {"doctor_name_prefix", "doctor_born_newest"}
+
+    def start(**settings):
+        """Start a service on the database, as a worker does, and return the patients' index names after it."""
+        api = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name, **settings)).test_client()
+        assert api.get("/patients?uid=doctor_a", headers=bearer()).status_code == 200
+        return api, set(db.patients.index_information())
+
+    plain, with_encryption_off = start(FIELD_ENCRYPTION=False, MASTER_KEY=None)
+    created = plain.post("/patients/add_and_link?uid=doctor_a", json=jane(add_appointment()), headers=bearer())
+    assert created.status_code == 201
+    _, while_a_plain_patient_remains = start()
+    db.patients.delete_many({})  # as if encrypt-existing had sealed it
+    sealed, once_none_remains = start()
+    sealed.post("/patients/add_and_link?uid=doctor_a", json=jane(add_appointment()), headers=bearer())
+
+    assert plain_names <= with_encryption_off and plain_names <= while_a_plain_patient_remains
+    assert not plain_names & once_none_remains
+    assert not plain_names & set(db.patients.index_information())
 
 
 def test_patient_pages_do_not_skip_or_repeat_when_patients_are_added(client, add_patient):

@@ -26,9 +26,8 @@ def consistent():
     ledger.settle_appointment(FREED, None)
     ledger.settle_patient(LINKED_PATIENT, 2, CORRECTED)
     ledger.settle_patient(KEPT_PATIENT, 1, KEPT)
-    ledger.writes = [(("r2", "r3"), "patient.create", 201, {"patient_id": LINKED_PATIENT}),
-                     (("r2", "r3"), "appointment.link", 201, {"appointment_id": APPOINTMENT,
-                                                              "patient_id": LINKED_PATIENT}),
+    ledger.writes = [(("r2", "r3"), "patient.create", 201, {"patient_id": LINKED_PATIENT,
+                                                            "appointment_id": APPOINTMENT}),
                      (("r4",), "patient.create", 404, {"patient_id": KEPT_PATIENT, "appointment_id": MISSING}),
                      (("r5",), "appointment.link", 200, {"appointment_id": FREED, "patient_id": LINKED_PATIENT}),
                      (("r6",), "appointment.unlink", 200, {"appointment_id": FREED, "patient_id": LINKED_PATIENT}),
@@ -37,8 +36,7 @@ def consistent():
     ledger.keyed["visit-1"] = [(None, None, False), (201, CREATED, False), (201, CREATED, True)]
     audit = [entry(0, "appointment.create", 201, appointment_id=APPOINTMENT),
              entry(1, "appointment.create", 201, appointment_id=FREED),
-             entry(3, "patient.create", 201, patient_id=LINKED_PATIENT),
-             entry(3, "appointment.link", 201, appointment_id=APPOINTMENT, patient_id=LINKED_PATIENT),
+             entry(3, "patient.create", 201, patient_id=LINKED_PATIENT, appointment_id=APPOINTMENT),
              entry(4, "patient.create", 404, patient_id=KEPT_PATIENT, appointment_id=MISSING),
              entry(5, "appointment.link", 200, appointment_id=FREED, patient_id=LINKED_PATIENT),
              entry(6, "appointment.unlink", 200, appointment_id=FREED, patient_id=LINKED_PATIENT),
@@ -113,7 +111,7 @@ def test_an_orphan_patient_is_reported():
     ledger, snapshot = consistent()
     orphan = str(ObjectId())
     snapshot.patients[orphan] = (1, {**KEPT, "_id": orphan})
-    snapshot.audit.append(entry(9, "patient.create", 201, patient_id=orphan))
+    snapshot.audit.append(entry(9, "patient.create", 201, patient_id=orphan))  # made, and linked to no appointment
 
     assert found(ledger, snapshot) == {"every_patient_was_linked_or_kept": [
         f"patient {orphan}: neither linked nor kept by a 404"]}

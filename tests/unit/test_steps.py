@@ -57,8 +57,7 @@ def test_free_appointment_gets_the_new_patient_after_the_steps_in_documented_ord
     assert patient["doctor_id"] == "doc" and patient["firstName"] == "Jane"
     assert records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
     assert records.audits == [
-        ("patient.create", steps.CREATED, {"patient_id": patient["_id"]}),
-        ("appointment.link", steps.CREATED, {"appointment_id": APPOINTMENT, "patient_id": patient["_id"]}),
+        ("patient.create", steps.CREATED, {"patient_id": patient["_id"], "appointment_id": APPOINTMENT}),
     ]
 
 
@@ -69,8 +68,7 @@ def test_with_writes_deferred_the_conditional_link_stands_for_the_checks_and_not
 
     assert records.calls == ["add_patient", "link_patient"]
     assert records.appointments[APPOINTMENT]["patient_id"] == patient["_id"]
-    assert [event[:2] for event in records.audits] == [("patient.create", steps.CREATED),
-                                                       ("appointment.link", steps.CREATED)]
+    assert [event[:2] for event in records.audits] == [("patient.create", steps.CREATED)]
 
 
 def test_with_writes_deferred_a_link_that_matches_nothing_is_refused_as_already_linked():
