@@ -3,7 +3,6 @@
 service's routes. Prints the tables and writes them to bench/RESULTS.md. Settings and columns: bench/README.md.
 """
 import base64
-import ctypes
 import datetime
 import http.client
 import json
@@ -29,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
-from tests.servers import free_port  # noqa: E402 - the tests' free port
+from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa: E402
 
 SECONDS = float(os.environ.get("BENCH_SECONDS") or 10)
 WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS") or 2)
@@ -61,31 +60,13 @@ NAMES = ("Smith", "Garcia", "Chen", "Okafor", "Nilsen", "Patel", "Haddad", "Sato
 
 # ---- processes: each in its own process group, stopped on exit, Ctrl-C or error, and killed if we are.
 
-def die_with_parent():
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the bench dies, however it dies
-
-
 def start(name, args, workdir, started, env=None):
     with open(workdir / f"{name}.log", "ab") as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=DIE_WITH_PARENT)
     started.append(process)
     print(f"started {name}: pid {process.pid}", file=sys.stderr)
     return process
-
-
-def stop(process):
-    """SIGTERM the process group (gunicorn stops its workers), SIGKILL whatever is left of it after 20 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def wait_until(ready, process, what, timeout=60):
@@ -103,14 +84,6 @@ def answers_http(port):
         return connection.getresponse().status > 0
     except OSError:
         return False
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as found:
-            return [int(child) for child in found.read().split()]
-    except OSError:
-        return []
 
 
 def cpu_seconds(pid):
@@ -441,7 +414,7 @@ def main():
         if clients[0] is not None:
             clients[0].close()
         for process in reversed(started):  # the gunicorns first, the database last
-            stop(process)
+            stop(process, 20, group=True)  # SIGTERM to the group (gunicorn stops its workers), then SIGKILL
         shutil.rmtree(workdir / "db", ignore_errors=True)
         if finished:
             shutil.rmtree(workdir, ignore_errors=True)

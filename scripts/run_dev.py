@@ -1,5 +1,4 @@
 """Run the service for development: dev secret, embedded database, gunicorn."""
-import ctypes
 import errno
 import fcntl
 import os
@@ -10,6 +9,7 @@ import sys
 from pathlib import Path
 
 import embedded_db
+import processes
 from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,10 +23,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DB_START_TIMEOUT = 30
 DB_STOP_TIMEOUT = 10
 GUNICORN_STOP_TIMEOUT = 15  # graceful_timeout in gunicorn.conf.py plus a margin
-PR_SET_PDEATHSIG = 1
-# Looked up before any fork: the child only calls it.
-_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
-LAUNCHER_PID = os.getpid()
 # Locked by the make run using instance/db, and holding its pid for the message to a second one.
 LOCK_FILE = INSTANCE_DIR / "make_run.lock"
 
@@ -146,20 +142,12 @@ def refuse_taken_ports(embedded):
         refuse_taken_address("127.0.0.1", db_port, "EMBEDDED_DB_PORT")
 
 
-def die_with_launcher():
-    """Have Linux send this child SIGTERM when the launcher dies, even by kill -9 (a preexec_fn)."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    # The launcher may have died between the fork and the line above: then no signal would ever come.
-    if os.getppid() != LAUNCHER_PID:
-        os._exit(1)
-
-
 def die_with_make():
     """Stop (as on Ctrl-C) when the make that started this launcher dies, even by kill -9."""
     # make runs this recipe line itself, with no shell between: make is the parent. Started by hand (nohup,
     # a script that exits), the parent's end is no reason to stop, so only under make.
-    if _prctl is not None and "MAKELEVEL" in os.environ:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if "MAKELEVEL" in os.environ:
+        processes.die_when_parent_dies()
 
 
 def start_database(port):
@@ -171,14 +159,13 @@ def start_database(port):
     # the gunicorn workers, so this launcher stops it last.
     return embedded_db.start(
         embedded_db.command(port, INSTANCE_DIR / "db"), cwd=ROOT, own_session=True,
-        preexec_fn=die_with_launcher if _prctl is not None else None,
+        preexec_fn=processes.DIE_WITH_PARENT,
     )
 
 
 def start_gunicorn(env):
     """Start gunicorn; it gets SIGTERM if the launcher is killed, and its master then stops its workers."""
-    preexec = die_with_launcher if _prctl is not None else None
-    return subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env, preexec_fn=preexec)
+    return subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env, preexec_fn=processes.DIE_WITH_PARENT)
 
 
 def wait_for_database(process, uri):
@@ -209,18 +196,6 @@ def refuse_invalid_settings(env):
 def gunicorn_command():
     """Return the gunicorn command line: every setting is in gunicorn.conf.py, as for the image."""
     return [str(BIN_DIR / "gunicorn"), "wsgi:app"]
-
-
-def stop(process, timeout):
-    """Terminate process, killing it if it is still running after timeout seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def exit_status(process):
@@ -267,8 +242,8 @@ def main():
     finally:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
-        stop(_gunicorn, GUNICORN_STOP_TIMEOUT)
-        stop(database, DB_STOP_TIMEOUT)
+        processes.stop(_gunicorn, GUNICORN_STOP_TIMEOUT)
+        processes.stop(database, DB_STOP_TIMEOUT)
     return exit_status(_gunicorn)
 
 

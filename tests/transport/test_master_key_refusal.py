@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from tests.live import GUNICORN, MASTER_KEY_B64, LiveService, bare_environment
-from tests.servers import free_port
+from scripts.processes import bare_environment, free_port
+from tests.live import GUNICORN, MASTER_KEY_B64, LiveService
 from tests.transport.test_start_refusal import NOWHERE, run_bounded
 
 SECRET = "s" * 40
