@@ -27,23 +27,24 @@ from bson import ObjectId
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
+from config import gunicorn_workers, number_setting  # noqa: E402 - the service's reader of settings
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
 from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa: E402
 
-SECONDS = float(os.environ.get("BENCH_SECONDS") or 10)
-WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS") or 2)
+SECONDS = number_setting("BENCH_SECONDS", 10.0, float)
+WARMUP = number_setting("BENCH_WARMUP_SECONDS", 2.0, float)
 CONCURRENCY = [int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",")]
-MIXED_SECONDS = float(os.environ.get("BENCH_MIXED_SECONDS") or 30)
-MIXED_RECORDS = int(os.environ.get("BENCH_MIXED_RECORDS") or 1000)
+MIXED_SECONDS = number_setting("BENCH_MIXED_SECONDS", 30.0, float)
+MIXED_RECORDS = number_setting("BENCH_MIXED_RECORDS", 1000)
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
-WORKERS = int(os.environ.get("WEB_CONCURRENCY") or 2)  # gunicorn.conf.py reads it too
+WORKERS = gunicorn_workers()  # as gunicorn.conf.py reads it
 OFF = "service, FIELD_ENCRYPTION=off"
-ENCRYPTION_PAIRS = int(os.environ.get("BENCH_ENCRYPTION_PAIRS") or 5)
+ENCRYPTION_PAIRS = number_setting("BENCH_ENCRYPTION_PAIRS", 5)
 # What encryption costs is measured at the same pace with it on and off, first, on databases as fresh: run flat
 # out, each reaches another rate (the database works more on sealed records), and on cores shared with the
 # database the CPU per request moves with the rate and with the database's size.
 ENCRYPTION_CLIENTS = 8
-ENCRYPTION_RATE = float(os.environ.get("BENCH_ENCRYPTION_RATE") or 50)  # requests per second, from all clients
+ENCRYPTION_RATE = number_setting("BENCH_ENCRYPTION_RATE", 50.0, float, what="a number of requests per second")
 MIXED_CLIENTS = 8
 REQUEST_TIMEOUT = 10  # seconds; a request unanswered by then counts as an error
 MOST_PER_SECOND = 500  # appointments made for each second of a run: more than either implementation links

@@ -37,13 +37,13 @@ sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body
 from app.store.db import ClinicDatabase  # noqa: E402 - opens patients as the service does, to compare them with answers
 from app.store.records import public_patient  # noqa: E402
-from config import local_master_key  # noqa: E402
+from config import DEFAULT_WORKERS, local_master_key, number_setting  # noqa: E402
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS") or 120)
-SEED = int(os.environ.get("CHAOS_SEED") or random.randrange(1 << 32))
+SECONDS = number_setting("CHAOS_SECONDS", 120.0, float)
+SEED = number_setting("CHAOS_SEED", random.randrange(1 << 32))
 CLIENTS = 6
 APPOINTMENTS = 20  # each client's own, scheduled before the first fault
-WORKERS = 2  # gunicorn.conf.py's default
+WORKERS = DEFAULT_WORKERS  # the service starts without the caller's WEB_CONCURRENCY
 DOCTOR = "chaos_doctor_{}"
 SECRET = secrets.token_urlsafe(48)  # the service's JWT_SECRET for this run, never written to disk
 APP_NAME = "clinic-records"  # app/store/db.py's appname: the failpoints spare the campaign's own client

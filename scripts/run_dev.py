@@ -14,7 +14,7 @@ from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from config import Config, ConfigError  # noqa: E402 - the service's own settings, checked before anything starts
+from config import Config, ConfigError, number_setting  # noqa: E402 - the service's own settings, checked before anything starts
 
 BIN_DIR = Path(sys.executable).parent  # the venv's bin/, not the resolved interpreter's
 KEY_VARIABLES = ("JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL")
@@ -54,15 +54,15 @@ def provide_dev_secrets(env):
 
 def port_setting(name, default):
     """Return the port number in the environment variable name, refusing anything else in one line."""
-    value = os.environ.get(name) or default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        fail(f"{name} must be a port number, not {value!r}")
-    return int(value)
+    try:
+        return number_setting(name, default, least=1, most=65535, what="a port number")
+    except ConfigError as error:
+        fail(error)
 
 
 def embedded_db_port():
     """Return the port for the embedded database from EMBEDDED_DB_PORT."""
-    return port_setting("EMBEDDED_DB_PORT", "27117")
+    return port_setting("EMBEDDED_DB_PORT", 27117)
 
 
 def port_in_use(port):
@@ -132,7 +132,7 @@ def refuse_taken_address(host, port, port_variable, host_variable=None):
 def refuse_taken_ports(embedded):
     """Exit with one line if gunicorn's address or the embedded database's port is taken, before anything starts."""
     host = os.environ.get("HOST") or "127.0.0.1"  # as gunicorn.conf.py reads HOST and PORT
-    port = port_setting("PORT", "8000")
+    port = port_setting("PORT", 8000)
     refuse_taken_address(host, port, "PORT", "HOST")
     if embedded:
         db_port = embedded_db_port()
