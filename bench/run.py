@@ -20,7 +20,6 @@ import threading
 import time
 from pathlib import Path
 
-import jwt
 import pymongo
 from bson import ObjectId
 
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
 from config import gunicorn_workers, number_setting  # noqa: E402 - the service's reader of settings
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
+from scripts.mint_token import mint  # noqa: E402
 from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa: E402
 
 SECONDS = number_setting("BENCH_SECONDS", 10.0, float)
@@ -112,7 +112,8 @@ class Link:
     def __init__(self, doctor, appointments=(), last_names=("Smith",), rate=None):
         self.doctor, self.appointments, self.lock = doctor, iter(appointments), threading.Lock()
         self.rate, self.due = rate, None  # with a rate, all clients together send that many requests per second
-        self.headers = {"Authorization": "Bearer " + token(doctor), "Content-Type": "application/json"}
+        self.headers = {"Authorization": "Bearer " + mint(doctor, SECRET, ttl=6 * 3600),
+                        "Content-Type": "application/json"}
         self.bodies = [json.dumps({**ADD_AND_LINK_EXAMPLE, "lastName": name, "appointment_id": "APPOINTMENT"}).encode()
                        for name in last_names]
 
@@ -216,11 +217,6 @@ def percentile(latencies, fraction):
 
 
 # ---- the runs
-
-def token(doctor):
-    now = int(time.time())
-    return jwt.encode({"sub": doctor, "iat": now, "exp": now + 6 * 3600}, SECRET, "HS256")
-
 
 def add_appointments(db, doctor, count):
     """Insert count free appointments of the doctor straight into the database; return their ids."""

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import embedded_db
-import jwt
 import mint_token
 import processes
 import pymongo
@@ -216,8 +215,8 @@ class Client:
     def __init__(self, number, port, seed):
         self.number, self.port, self.rng = number, port, random.Random(seed)
         self.doctor = DOCTOR.format(number)
-        claims = mint_token.build_claims(self.doctor, "", 6 * 3600)
-        self.authorization = "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")
+        token = mint_token.mint(self.doctor, SECRET, ttl=6 * 3600, **mint_token.expected_claims())
+        self.authorization = "Bearer " + token
         self.ledger, self.answers, self.sent = Ledger(), Counter(), 0
         self.connection, self.last_used = None, 0.0
         # What this client believes each record holds: an appointment its patient id (None: free), a patient its
