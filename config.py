@@ -61,7 +61,8 @@ def local_master_key(variable, raw):
         key = b""
     if len(key) != LOCAL_MASTER_KEY_BYTES:
         raise ConfigError(f"{variable} must be {LOCAL_MASTER_KEY_BYTES} random bytes in base64 "
-                          "(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(96)).decode())')")
+                          "(python3 -c 'import os, base64; "
+                          f"print(base64.b64encode(os.urandom({LOCAL_MASTER_KEY_BYTES})).decode())')")
     # A digest, not the key: it names the key in the key vault and in errors, and gives away nothing of it.
     return MasterKey("local:" + hashlib.sha256(b"clinic master key\0" + key).hexdigest()[:16], {"key": key})
 
@@ -225,8 +226,9 @@ class Config:
         if not 0 < self.BODY_TIMEOUT_S < float("inf"):  # also refuses nan
             raise ConfigError("BODY_TIMEOUT_S must be a positive number of seconds")
         if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:
-            raise ConfigError("no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of 96 bytes) or "
-                              "FIELD_ENCRYPTION_KMS_PROVIDER (see README), or FIELD_ENCRYPTION=off for development")
+            raise ConfigError(f"no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of "
+                              f"{LOCAL_MASTER_KEY_BYTES} bytes) or FIELD_ENCRYPTION_KMS_PROVIDER (see README), "
+                              "or FIELD_ENCRYPTION=off for development")
         if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         if type(self.MAX_HEADER_BYTES) is not int or self.MAX_HEADER_BYTES < MIN_HEADER_BYTES:

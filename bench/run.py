@@ -2,7 +2,6 @@
 (bench/plain_app.py), both under gunicorn.conf.py in front of one secantusd-py replica set; then a mixed run of the
 service's routes. Prints the tables and writes them to bench/RESULTS.md. Settings and columns: bench/README.md.
 """
-import base64
 import datetime
 import http.client
 import json
@@ -28,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
 from config import gunicorn_workers, number_setting  # noqa: E402 - the service's reader of settings
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
+from scripts.dev_secret import new_master_key  # noqa: E402
 from scripts.mint_token import mint  # noqa: E402
 from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa: E402
 
@@ -376,7 +376,7 @@ def main():
         mongo = clients[0] = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=500)
         env = {name: value for name, value in os.environ.items() if not SERVICE_SETTINGS.match(name)}
         env.update(MONGODB_URI=uri, JWT_SECRET=SECRET, HOST="127.0.0.1",
-                   FIELD_ENCRYPTION_KEY=base64.b64encode(os.urandom(96)).decode())  # never written to disk
+                   FIELD_ENCRYPTION_KEY=new_master_key())  # never written to disk
         env["RATE_LIMIT"] = "off"  # the bench is the flood a rate limit refuses: it measures the service behind it
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         services = {}

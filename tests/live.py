@@ -7,12 +7,13 @@ import time
 import urllib.error
 import urllib.request
 
+from config import LOCAL_MASTER_KEY_BYTES
 from scripts.processes import bare_environment, free_port, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-# The tests' field-encryption master key (96 bytes, base64), fixed so that a failing test can be rerun by hand.
-MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(96, b".")).decode()
+# The tests' field-encryption master key (base64), fixed so that a failing test can be rerun by hand.
+MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(LOCAL_MASTER_KEY_BYTES, b".")).decode()
 
 
 class LiveService:
