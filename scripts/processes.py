@@ -25,10 +25,15 @@ def free_port():
 
 def bare_environment(**variables):
     """Return this process's environment without any of the service's settings, plus the given ones (and no rate
-    limit unless they ask for one: the tests and the chaos campaign send many requests with one token)."""
+    limit unless they ask for one: the tests and the chaos campaign send many requests with one token); one given
+    as None is left unset, so that its default applies."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(SERVICE_VARIABLES)}
     env["RATE_LIMIT"] = "off"
-    env.update({key: str(value) for key, value in variables.items()})
+    for key, value in variables.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = str(value)
     return env
 
 
