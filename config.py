@@ -227,8 +227,8 @@ class Config:
             raise ConfigError("BODY_TIMEOUT_S must be a positive number of seconds")
         if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:
             raise ConfigError(f"no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of "
-                              f"{LOCAL_MASTER_KEY_BYTES} bytes) or FIELD_ENCRYPTION_KMS_PROVIDER (see README), "
-                              "or FIELD_ENCRYPTION=off for development")
+                              f"{LOCAL_MASTER_KEY_BYTES} bytes) or FIELD_ENCRYPTION_KMS_PROVIDER "
+                              "(see docs/security.md), or FIELD_ENCRYPTION=off for development")
         if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         if type(self.MAX_HEADER_BYTES) is not int or self.MAX_HEADER_BYTES < MIN_HEADER_BYTES:
