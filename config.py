@@ -25,6 +25,8 @@ LOG_FORMATS = ("text", "json")
 
 # A browser's own headers and a bearer token take 2 to 3 KB: a cap below this would refuse ordinary requests.
 MIN_HEADER_BYTES = 4096
+# gunicorn worker processes when WEB_CONCURRENCY is unset.
+DEFAULT_WORKERS = 2
 # Requests a token's subject may send: more than a doctor's busiest page (a burst of ten), far less than a script
 # (a loop of writes runs at a hundred a second); 300 a minute is a request every 0.2 s, sustained, for a minute.
 RATE_LIMIT_PER_SUBJECT = "10/second;300/minute"
@@ -59,7 +61,8 @@ def local_master_key(variable, raw):
         key = b""
     if len(key) != LOCAL_MASTER_KEY_BYTES:
         raise ConfigError(f"{variable} must be {LOCAL_MASTER_KEY_BYTES} random bytes in base64 "
-                          "(python3 -c 'import os, base64; print(base64.b64encode(os.urandom(96)).decode())')")
+                          "(python3 -c 'import os, base64; "
+                          f"print(base64.b64encode(os.urandom({LOCAL_MASTER_KEY_BYTES})).decode())')")
     # A digest, not the key: it names the key in the key vault and in errors, and gives away nothing of it.
     return MasterKey("local:" + hashlib.sha256(b"clinic master key\0" + key).hexdigest()[:16], {"key": key})
 
@@ -110,16 +113,28 @@ def _switch(name):
     return _choice(name, ("on", "off")) == "on"
 
 
-def _number(name, default, kind=int):
-    """Read a whole number (or, with kind=float, a number of seconds), failing loudly on a malformed value."""
+# Not environs: it refuses an empty variable, which here means the default (`make run PORT=`), refuses nan and inf
+# before validate() can, and words every refusal its own way ('Environment variable "X" invalid: ...').
+def number_setting(name, default, kind=int, *, least=None, most=None, what=None):
+    """Read a whole number (or, with kind=float, a number of seconds) from the environment, the default when unset
+    or empty, failing loudly on a malformed value or one outside least..most."""
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return kind(raw)
+        value = kind(raw)
     except ValueError:
-        what = "an integer" if kind is int else "a number of seconds"
-        raise ConfigError(f"{name} must be {what}, got {raw!r}") from None
+        value = None
+    # Written so that nan, which compares false with everything, is outside any bound.
+    if value is None or not (least is None or value >= least) or not (most is None or value <= most):
+        what = what or ("an integer" if kind is int else "a number of seconds")
+        raise ConfigError(f"{name} must be {what}, got {raw!r}")
+    return value
+
+
+def gunicorn_workers():
+    """Return how many gunicorn workers WEB_CONCURRENCY asks for (DEFAULT_WORKERS when unset)."""
+    return number_setting("WEB_CONCURRENCY", DEFAULT_WORKERS, least=1, what="a positive whole number")
 
 
 def _flag(name):
@@ -150,7 +165,7 @@ class Config:
         env = os.environ.get
         self.MONGODB_URI = env("MONGODB_URI") or "mongodb://localhost:27017"
         self.MONGODB_DB = env("MONGODB_DB") or "clinic"
-        self.MONGODB_TIMEOUT_MS = _number("MONGODB_TIMEOUT_MS", 5000)
+        self.MONGODB_TIMEOUT_MS = number_setting("MONGODB_TIMEOUT_MS", 5000)
         self.JWT_SECRET = env("JWT_SECRET") or None
         self.JWT_PUBLIC_KEY = env("JWT_PUBLIC_KEY") or None
         self.JWT_JWKS_URL = env("JWT_JWKS_URL") or None
@@ -158,10 +173,10 @@ class Config:
         self.JWT_ISSUER = env("JWT_ISSUER") or None
         self.JWT_ADMIN_ROLE = env("JWT_ADMIN_ROLE") or "admin"
         # A token living longer than this (exp - iat) is refused: a leaked long-lived token is a standing key.
-        self.JWT_MAX_LIFETIME_SECONDS = _number("JWT_MAX_LIFETIME_SECONDS", 86400)
+        self.JWT_MAX_LIFETIME_SECONDS = number_setting("JWT_MAX_LIFETIME_SECONDS", 86400)
         # A request body must arrive whole within this many seconds of its first read, else 408 and the connection
         # closes: a body trickled a byte at a time would otherwise hold its connection for as long as it likes.
-        self.BODY_TIMEOUT_S = _number("BODY_TIMEOUT_S", 10.0, float)
+        self.BODY_TIMEOUT_S = number_setting("BODY_TIMEOUT_S", 10.0, float)
         self.LOG_LEVEL = (env("LOG_LEVEL") or "INFO").upper()
         # text: one line per entry, as a person reads them; json: one JSON object per line, for log collectors.
         self.LOG_FORMAT = _choice("LOG_FORMAT", LOG_FORMATS)
@@ -175,7 +190,7 @@ class Config:
         self.MASTER_KEY = master_key_from_env() if self.FIELD_ENCRYPTION else None
         # Every header of a request together, counted as `Name: value` and its line end; gunicorn holds each one
         # (8190 bytes) and their number (100), which together let about 800 KB through.
-        self.MAX_HEADER_BYTES = _number("MAX_HEADER_BYTES", 32 * 1024)
+        self.MAX_HEADER_BYTES = number_setting("MAX_HEADER_BYTES", 32 * 1024)
         # Floods are refused with 429 per token subject and, without a valid token, per client address; off: no limit.
         self.RATE_LIMIT = _switch("RATE_LIMIT")
         self.RATE_LIMIT_PER_SUBJECT = env("RATE_LIMIT_PER_SUBJECT") or RATE_LIMIT_PER_SUBJECT
@@ -211,8 +226,9 @@ class Config:
         if not 0 < self.BODY_TIMEOUT_S < float("inf"):  # also refuses nan
             raise ConfigError("BODY_TIMEOUT_S must be a positive number of seconds")
         if self.FIELD_ENCRYPTION and self.MASTER_KEY is None:
-            raise ConfigError("no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of 96 bytes) or "
-                              "FIELD_ENCRYPTION_KMS_PROVIDER (see README), or FIELD_ENCRYPTION=off for development")
+            raise ConfigError(f"no master key for field encryption: set FIELD_ENCRYPTION_KEY (base64 of "
+                              f"{LOCAL_MASTER_KEY_BYTES} bytes) or FIELD_ENCRYPTION_KMS_PROVIDER "
+                              "(see docs/security.md), or FIELD_ENCRYPTION=off for development")
         if type(self.JWT_MAX_LIFETIME_SECONDS) is not int or self.JWT_MAX_LIFETIME_SECONDS <= 0:
             raise ConfigError("JWT_MAX_LIFETIME_SECONDS must be a positive whole number of seconds")
         if type(self.MAX_HEADER_BYTES) is not int or self.MAX_HEADER_BYTES < MIN_HEADER_BYTES:

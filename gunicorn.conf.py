@@ -5,20 +5,11 @@ instead of in each worker, which gunicorn would boot again and again.
 """
 import os
 
-from config import Config, ConfigError
-
-
-def _count(name, default):
-    """Read a positive whole number from the environment, refusing anything else in one line."""
-    raw = os.environ.get(name) or str(default)
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{name} must be a positive whole number, got {raw!r}")
-    return int(raw)
-
+from config import Config, ConfigError, gunicorn_workers
 
 try:
     Config().validate()
-    workers = _count("WEB_CONCURRENCY", 2)
+    workers = gunicorn_workers()
 except ConfigError as error:
     raise SystemExit(f"clinic-records: cannot start: {error}") from None
 

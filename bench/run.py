@@ -2,8 +2,6 @@
 (bench/plain_app.py), both under gunicorn.conf.py in front of one secantusd-py replica set; then a mixed run of the
 service's routes. Prints the tables and writes them to bench/RESULTS.md. Settings and columns: bench/README.md.
 """
-import base64
-import ctypes
 import datetime
 import http.client
 import json
@@ -21,30 +19,32 @@ import threading
 import time
 from pathlib import Path
 
-import jwt
 import pymongo
 from bson import ObjectId
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
+from config import gunicorn_workers, number_setting  # noqa: E402 - the service's reader of settings
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
-from tests.servers import free_port  # noqa: E402 - the tests' free port
+from scripts.dev_secret import new_master_key  # noqa: E402
+from scripts.mint_token import mint  # noqa: E402
+from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa: E402
 
-SECONDS = float(os.environ.get("BENCH_SECONDS") or 10)
-WARMUP = float(os.environ.get("BENCH_WARMUP_SECONDS") or 2)
+SECONDS = number_setting("BENCH_SECONDS", 10.0, float)
+WARMUP = number_setting("BENCH_WARMUP_SECONDS", 2.0, float)
 CONCURRENCY = [int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",")]
-MIXED_SECONDS = float(os.environ.get("BENCH_MIXED_SECONDS") or 30)
-MIXED_RECORDS = int(os.environ.get("BENCH_MIXED_RECORDS") or 1000)
+MIXED_SECONDS = number_setting("BENCH_MIXED_SECONDS", 30.0, float)
+MIXED_RECORDS = number_setting("BENCH_MIXED_RECORDS", 1000)
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
-WORKERS = int(os.environ.get("WEB_CONCURRENCY") or 2)  # gunicorn.conf.py reads it too
+WORKERS = gunicorn_workers()  # as gunicorn.conf.py reads it
 OFF = "service, FIELD_ENCRYPTION=off"
-ENCRYPTION_PAIRS = int(os.environ.get("BENCH_ENCRYPTION_PAIRS") or 5)
+ENCRYPTION_PAIRS = number_setting("BENCH_ENCRYPTION_PAIRS", 5)
 # What encryption costs is measured at the same pace with it on and off, first, on databases as fresh: run flat
 # out, each reaches another rate (the database works more on sealed records), and on cores shared with the
 # database the CPU per request moves with the rate and with the database's size.
 ENCRYPTION_CLIENTS = 8
-ENCRYPTION_RATE = float(os.environ.get("BENCH_ENCRYPTION_RATE") or 50)  # requests per second, from all clients
+ENCRYPTION_RATE = number_setting("BENCH_ENCRYPTION_RATE", 50.0, float, what="a number of requests per second")
 MIXED_CLIENTS = 8
 REQUEST_TIMEOUT = 10  # seconds; a request unanswered by then counts as an error
 MOST_PER_SECOND = 500  # appointments made for each second of a run: more than either implementation links
@@ -61,31 +61,13 @@ NAMES = ("Smith", "Garcia", "Chen", "Okafor", "Nilsen", "Patel", "Haddad", "Sato
 
 # ---- processes: each in its own process group, stopped on exit, Ctrl-C or error, and killed if we are.
 
-def die_with_parent():
-    ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG: SIGTERM when the bench dies, however it dies
-
-
 def start(name, args, workdir, started, env=None):
     with open(workdir / f"{name}.log", "ab") as log:
         process = subprocess.Popen(args, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
+                                   stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=DIE_WITH_PARENT)
     started.append(process)
     print(f"started {name}: pid {process.pid}", file=sys.stderr)
     return process
-
-
-def stop(process):
-    """SIGTERM the process group (gunicorn stops its workers), SIGKILL whatever is left of it after 20 s."""
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=20)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 def wait_until(ready, process, what, timeout=60):
@@ -103,14 +85,6 @@ def answers_http(port):
         return connection.getresponse().status > 0
     except OSError:
         return False
-
-
-def children(pid):
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as found:
-            return [int(child) for child in found.read().split()]
-    except OSError:
-        return []
 
 
 def cpu_seconds(pid):
@@ -138,7 +112,8 @@ class Link:
     def __init__(self, doctor, appointments=(), last_names=("Smith",), rate=None):
         self.doctor, self.appointments, self.lock = doctor, iter(appointments), threading.Lock()
         self.rate, self.due = rate, None  # with a rate, all clients together send that many requests per second
-        self.headers = {"Authorization": "Bearer " + token(doctor), "Content-Type": "application/json"}
+        self.headers = {"Authorization": "Bearer " + mint(doctor, SECRET, ttl=6 * 3600),
+                        "Content-Type": "application/json"}
         self.bodies = [json.dumps({**ADD_AND_LINK_EXAMPLE, "lastName": name, "appointment_id": "APPOINTMENT"}).encode()
                        for name in last_names]
 
@@ -242,11 +217,6 @@ def percentile(latencies, fraction):
 
 
 # ---- the runs
-
-def token(doctor):
-    now = int(time.time())
-    return jwt.encode({"sub": doctor, "iat": now, "exp": now + 6 * 3600}, SECRET, "HS256")
-
 
 def add_appointments(db, doctor, count):
     """Insert count free appointments of the doctor straight into the database; return their ids."""
@@ -406,7 +376,7 @@ def main():
         mongo = clients[0] = pymongo.MongoClient(uri, tz_aware=True, serverSelectionTimeoutMS=500)
         env = {name: value for name, value in os.environ.items() if not SERVICE_SETTINGS.match(name)}
         env.update(MONGODB_URI=uri, JWT_SECRET=SECRET, HOST="127.0.0.1",
-                   FIELD_ENCRYPTION_KEY=base64.b64encode(os.urandom(96)).decode())  # never written to disk
+                   FIELD_ENCRYPTION_KEY=new_master_key())  # never written to disk
         env["RATE_LIMIT"] = "off"  # the bench is the flood a rate limit refuses: it measures the service behind it
         gunicorn = str(Path(sys.executable).parent / "gunicorn")
         services = {}
@@ -441,7 +411,7 @@ def main():
         if clients[0] is not None:
             clients[0].close()
         for process in reversed(started):  # the gunicorns first, the database last
-            stop(process)
+            stop(process, 20, group=True)  # SIGTERM to the group (gunicorn stops its workers), then SIGKILL
         shutil.rmtree(workdir / "db", ignore_errors=True)
         if finished:
             shutil.rmtree(workdir, ignore_errors=True)

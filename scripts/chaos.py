@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import embedded_db
-import jwt
 import mint_token
+import processes
 import pymongo
 import run_dev
 from bson import ObjectId
@@ -36,15 +36,13 @@ sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body
 from app.store.db import ClinicDatabase  # noqa: E402 - opens patients as the service does, to compare them with answers
 from app.store.records import public_patient  # noqa: E402
-from config import local_master_key  # noqa: E402
-from tests.live import bare_environment  # noqa: E402 - the service's settings, none of the caller's
-from tests.servers import free_port, stop_process  # noqa: E402
+from config import DEFAULT_WORKERS, local_master_key, number_setting  # noqa: E402
 
-SECONDS = float(os.environ.get("CHAOS_SECONDS") or 120)
-SEED = int(os.environ.get("CHAOS_SEED") or random.randrange(1 << 32))
+SECONDS = number_setting("CHAOS_SECONDS", 120.0, float)
+SEED = number_setting("CHAOS_SEED", random.randrange(1 << 32))
 CLIENTS = 6
 APPOINTMENTS = 20  # each client's own, scheduled before the first fault
-WORKERS = 2  # gunicorn.conf.py's default
+WORKERS = DEFAULT_WORKERS  # the service starts without the caller's WEB_CONCURRENCY
 DOCTOR = "chaos_doctor_{}"
 SECRET = secrets.token_urlsafe(48)  # the service's JWT_SECRET for this run, never written to disk
 APP_NAME = "clinic-records"  # app/store/db.py's appname: the failpoints spare the campaign's own client
@@ -72,7 +70,7 @@ NAMES = ("Smith", "Garcia", "Chen", "Okafor", "Nilsen", "Patel", "Haddad", "Sato
 DOUBT = "in doubt"  # what a client believes of a record after a write it got no answer to, until it reads it
 # Linux sends these children SIGTERM when the campaign dies, even by kill -9, as make run's are sent. It goes by
 # the thread that started them, so every process is started from the main thread.
-DIE_WITH_US = run_dev.die_with_launcher if sys.platform.startswith("linux") else None
+DIE_WITH_US = processes.DIE_WITH_PARENT
 
 
 class CouldNotRun(Exception):
@@ -84,7 +82,7 @@ class Stack:
 
     def __init__(self, workdir, rng):
         self.workdir, self.rng = workdir, rng
-        self.db_port, self.port = free_port(), free_port()
+        self.db_port, self.port = processes.free_port(), processes.free_port()
         self.uri = embedded_db.uri(self.db_port)
         # make run's database (--sync-on-commit), in replica-set mode, taking configureFailPoint.
         self.db_argv = embedded_db.command(self.db_port, workdir / "db", test_commands=True)
@@ -97,7 +95,7 @@ class Stack:
         self.start_database()
         self.client = pymongo.MongoClient(self.uri, tz_aware=True, serverSelectionTimeoutMS=5000)
         tokens = {name: os.environ[name] for name in ("JWT_AUDIENCE", "JWT_ISSUER") if os.environ.get(name)}
-        env = bare_environment(HOST=embedded_db.HOST, PORT=self.port, MONGODB_URI=self.uri, JWT_SECRET=SECRET,
+        env = processes.bare_environment(HOST=embedded_db.HOST, PORT=self.port, MONGODB_URI=self.uri, JWT_SECRET=SECRET,
                                FIELD_ENCRYPTION_KEY=self.master_key, **tokens)  # mint_token puts these in tokens
         with open(self.workdir / "gunicorn.log", "ab") as log:
             self.service = subprocess.Popen(run_dev.gunicorn_command(), cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
@@ -130,7 +128,7 @@ class Stack:
     def deal(self, kind, commands=FAILED_COMMANDS):
         """Deal one fault of this kind; a failpoint fails one of these commands."""
         if kind == "worker":
-            workers = workers_of(self.service.pid)
+            workers = processes.children(self.service.pid)  # gunicorn's workers
             if not workers:
                 return  # the master is still replacing the last one
             os.kill(self.rng.choice(workers), signal.SIGKILL)  # the master starts another
@@ -162,25 +160,11 @@ class Stack:
             self.client.admin.command("configureFailPoint", "failCommand", **settings)
 
     def stop(self):
-        """Stop gunicorn (the master stops its workers), then the database; kill whatever is left."""
-        for process, timeout in ((self.service, 20), (self.database, 10)):
-            if process is not None:
-                stop_process(process, timeout)
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)  # a worker the master no longer waited for
-                except (ProcessLookupError, PermissionError):
-                    pass
+        """Stop gunicorn and its workers, then the database; kill whatever is left."""
+        processes.stop(self.service, 20, group=True)
+        processes.stop(self.database, 10, group=True)
         if self.client is not None:
             self.client.close()
-
-
-def workers_of(pid):
-    """Return the pids of pid's children (gunicorn's workers)."""
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as found:
-            return [int(child) for child in found.read().split()]
-    except OSError:
-        return []
 
 
 def fault_plan(rng, seconds):
@@ -231,8 +215,8 @@ class Client:
     def __init__(self, number, port, seed):
         self.number, self.port, self.rng = number, port, random.Random(seed)
         self.doctor = DOCTOR.format(number)
-        claims = mint_token.build_claims(self.doctor, "", 6 * 3600)
-        self.authorization = "Bearer " + jwt.encode(claims, SECRET, algorithm="HS256")
+        token = mint_token.mint(self.doctor, SECRET, ttl=6 * 3600, **mint_token.expected_claims())
+        self.authorization = "Bearer " + token
         self.ledger, self.answers, self.sent = Ledger(), Counter(), 0
         self.connection, self.last_used = None, 0.0
         # What this client believes each record holds: an appointment its patient id (None: free), a patient its

@@ -2,16 +2,20 @@
 import base64
 import os
 import secrets
+import sys
 import tempfile
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # config.py, for the scripts that run as `python scripts/<name>.py` and import this
+from config import LOCAL_MASTER_KEY_BYTES  # noqa: E402 - the length the service takes
+
 # CLINIC_INSTANCE_DIR moves it: the tests run `make run` on a directory of their own, beside a developer's.
-DEFAULT_INSTANCE_DIR = Path(__file__).resolve().parent.parent / "instance"
+DEFAULT_INSTANCE_DIR = ROOT / "instance"
 INSTANCE_DIR = Path(os.environ.get("CLINIC_INSTANCE_DIR") or DEFAULT_INSTANCE_DIR).absolute()
 SECRET_FILE = INSTANCE_DIR / "jwt_secret"
 # Losing this file loses every patient record in instance/db: the data is encrypted under it.
 MASTER_KEY_FILE = INSTANCE_DIR / "field_encryption_key"
-MASTER_KEY_BYTES = 96
 
 
 def ensure_instance_dir():
@@ -33,7 +37,7 @@ def load_or_create_secret(path=SECRET_FILE):
 
 def new_master_key():
     """Return a fresh local master key, base64-encoded as FIELD_ENCRYPTION_KEY takes it."""
-    return base64.b64encode(os.urandom(MASTER_KEY_BYTES)).decode()
+    return base64.b64encode(os.urandom(LOCAL_MASTER_KEY_BYTES)).decode()
 
 
 def load_or_create_master_key(path=MASTER_KEY_FILE):

@@ -1,5 +1,4 @@
 """Run the service for development: dev secret, embedded database, gunicorn."""
-import ctypes
 import errno
 import fcntl
 import os
@@ -10,11 +9,12 @@ import sys
 from pathlib import Path
 
 import embedded_db
+import processes
 from dev_secret import INSTANCE_DIR, ensure_instance_dir, load_or_create_master_key, load_or_create_secret
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from config import Config, ConfigError  # noqa: E402 - the service's own settings, checked before anything starts
+from config import Config, ConfigError, number_setting  # noqa: E402 - the service's own settings, checked before anything starts
 
 BIN_DIR = Path(sys.executable).parent  # the venv's bin/, not the resolved interpreter's
 KEY_VARIABLES = ("JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL")
@@ -23,10 +23,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DB_START_TIMEOUT = 30
 DB_STOP_TIMEOUT = 10
 GUNICORN_STOP_TIMEOUT = 15  # graceful_timeout in gunicorn.conf.py plus a margin
-PR_SET_PDEATHSIG = 1
-# Looked up before any fork: the child only calls it.
-_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
-LAUNCHER_PID = os.getpid()
 # Locked by the make run using instance/db, and holding its pid for the message to a second one.
 LOCK_FILE = INSTANCE_DIR / "make_run.lock"
 
@@ -58,15 +54,15 @@ def provide_dev_secrets(env):
 
 def port_setting(name, default):
     """Return the port number in the environment variable name, refusing anything else in one line."""
-    value = os.environ.get(name) or default
-    if not value.isdigit() or not 0 < int(value) < 65536:
-        fail(f"{name} must be a port number, not {value!r}")
-    return int(value)
+    try:
+        return number_setting(name, default, least=1, most=65535, what="a port number")
+    except ConfigError as error:
+        fail(error)
 
 
 def embedded_db_port():
     """Return the port for the embedded database from EMBEDDED_DB_PORT."""
-    return port_setting("EMBEDDED_DB_PORT", "27117")
+    return port_setting("EMBEDDED_DB_PORT", 27117)
 
 
 def port_in_use(port):
@@ -136,7 +132,7 @@ def refuse_taken_address(host, port, port_variable, host_variable=None):
 def refuse_taken_ports(embedded):
     """Exit with one line if gunicorn's address or the embedded database's port is taken, before anything starts."""
     host = os.environ.get("HOST") or "127.0.0.1"  # as gunicorn.conf.py reads HOST and PORT
-    port = port_setting("PORT", "8000")
+    port = port_setting("PORT", 8000)
     refuse_taken_address(host, port, "PORT", "HOST")
     if embedded:
         db_port = embedded_db_port()
@@ -146,20 +142,12 @@ def refuse_taken_ports(embedded):
         refuse_taken_address("127.0.0.1", db_port, "EMBEDDED_DB_PORT")
 
 
-def die_with_launcher():
-    """Have Linux send this child SIGTERM when the launcher dies, even by kill -9 (a preexec_fn)."""
-    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    # The launcher may have died between the fork and the line above: then no signal would ever come.
-    if os.getppid() != LAUNCHER_PID:
-        os._exit(1)
-
-
 def die_with_make():
     """Stop (as on Ctrl-C) when the make that started this launcher dies, even by kill -9."""
     # make runs this recipe line itself, with no shell between: make is the parent. Started by hand (nohup,
     # a script that exits), the parent's end is no reason to stop, so only under make.
-    if _prctl is not None and "MAKELEVEL" in os.environ:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if "MAKELEVEL" in os.environ:
+        processes.die_when_parent_dies()
 
 
 def start_database(port):
@@ -171,14 +159,13 @@ def start_database(port):
     # the gunicorn workers, so this launcher stops it last.
     return embedded_db.start(
         embedded_db.command(port, INSTANCE_DIR / "db"), cwd=ROOT, own_session=True,
-        preexec_fn=die_with_launcher if _prctl is not None else None,
+        preexec_fn=processes.DIE_WITH_PARENT,
     )
 
 
 def start_gunicorn(env):
     """Start gunicorn; it gets SIGTERM if the launcher is killed, and its master then stops its workers."""
-    preexec = die_with_launcher if _prctl is not None else None
-    return subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env, preexec_fn=preexec)
+    return subprocess.Popen(gunicorn_command(), cwd=ROOT, env=env, preexec_fn=processes.DIE_WITH_PARENT)
 
 
 def wait_for_database(process, uri):
@@ -209,18 +196,6 @@ def refuse_invalid_settings(env):
 def gunicorn_command():
     """Return the gunicorn command line: every setting is in gunicorn.conf.py, as for the image."""
     return [str(BIN_DIR / "gunicorn"), "wsgi:app"]
-
-
-def stop(process, timeout):
-    """Terminate process, killing it if it is still running after timeout seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def exit_status(process):
@@ -267,8 +242,8 @@ def main():
     finally:
         for signum in STOP_SIGNALS:
             signal.signal(signum, signal.SIG_IGN)
-        stop(_gunicorn, GUNICORN_STOP_TIMEOUT)
-        stop(database, DB_STOP_TIMEOUT)
+        processes.stop(_gunicorn, GUNICORN_STOP_TIMEOUT)
+        processes.stop(database, DB_STOP_TIMEOUT)
     return exit_status(_gunicorn)
 
 

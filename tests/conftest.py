@@ -1,10 +1,8 @@
 """Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
 import copy
 import threading
-import time
 import uuid
 
-import jwt
 import mongomock
 import pymongo
 import pytest
@@ -13,6 +11,7 @@ from bson import ObjectId
 from app import create_app
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE
 from config import Config, local_master_key
+from scripts.mint_token import mint
 from tests import mongomock_key_vault
 from tests.live import MASTER_KEY_B64
 from tests.servers import SecantusServer
@@ -39,15 +38,9 @@ def make_config(**overrides):
     return Config(**settings)
 
 
-def make_token(sub="doctor_a", *, roles=None, ttl=3600, secret=SECRET, algorithm="HS256", **claims):
-    """Mint a token as the clinic's identity provider would."""
-    now = int(time.time())
-    payload = {"sub": sub, "iat": now, "exp": now + ttl, **claims}
-    if roles is not None:
-        payload["roles"] = roles
-    if sub is None:
-        payload.pop("sub")
-    return jwt.encode(payload, secret, algorithm=algorithm)
+def make_token(sub="doctor_a", *, secret=SECRET, **options):
+    """Mint a token as the clinic's identity provider would, signed with the tests' secret unless told otherwise."""
+    return mint(sub, secret, **options)
 
 
 class CommandsStarted(pymongo.monitoring.CommandListener):

@@ -1,12 +1,13 @@
 """A JWKS endpoint on 127.0.0.1 for token tests, and RSA signing keys as an identity provider holds them."""
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from scripts.mint_token import mint
 
 
 class SigningKey:
@@ -27,11 +28,9 @@ class SigningKey:
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
 
-    def token(self, sub="doctor_a", *, ttl=3600, kid=None, **claims):
+    def token(self, sub="doctor_a", *, kid=None, **options):
         """Mint an RS256 token signed with this key, under its own kid unless another is given."""
-        now = int(time.time())
-        payload = {"sub": sub, "iat": now, "exp": now + ttl, **claims}
-        return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": kid or self.kid})
+        return mint(sub, self.private_key, algorithm="RS256", headers={"kid": kid or self.kid}, **options)
 
 
 class JwksServer:

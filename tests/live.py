@@ -7,23 +7,13 @@ import time
 import urllib.error
 import urllib.request
 
-from tests.servers import free_port, stop_process
+from config import LOCAL_MASTER_KEY_BYTES
+from scripts.processes import bare_environment, free_port, stop
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-SERVICE_VARIABLES = ("MONGODB_", "JWT_", "LOG_", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "GUNICORN_", "HOST", "PORT",
-                     "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION", "MAX_HEADER_BYTES", "BODY_TIMEOUT_S", "RATE_LIMIT")
-# The tests' field-encryption master key (96 bytes, base64), fixed so that a failing test can be rerun by hand.
-MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(96, b".")).decode()
-
-
-def bare_environment(**variables):
-    """Return this process's environment without any of the service's settings, plus the given ones (and no rate
-    limit unless they ask for one: the tests send many requests with one token)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith(SERVICE_VARIABLES)}
-    env["RATE_LIMIT"] = "off"
-    env.update({key: str(value) for key, value in variables.items()})
-    return env
+# The tests' field-encryption master key (base64), fixed so that a failing test can be rerun by hand.
+MASTER_KEY_B64 = base64.b64encode(b"clinic test master key ".ljust(LOCAL_MASTER_KEY_BYTES, b".")).decode()
 
 
 class LiveService:
@@ -67,4 +57,4 @@ class LiveService:
 
     def stop(self):
         """Stop gunicorn gracefully, killing it if it does not exit in time."""
-        stop_process(self.process, 20)
+        stop(self.process, 20)

@@ -1,27 +1,6 @@
 """Start and stop `secantusd-py`, a real MongoDB wire-protocol server, for tests."""
-import socket
-import subprocess
-
 from scripts import embedded_db
-
-
-def free_port():
-    """Return a TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def stop_process(process, timeout):
-    """Terminate a process that is still running, killing it if it has not exited after timeout seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+from scripts.processes import free_port, stop
 
 
 class SecantusServer:
@@ -49,4 +28,4 @@ class SecantusServer:
 
     def stop(self):
         """Stop the server and wait for it to exit."""
-        stop_process(self.process, 10)
+        stop(self.process, 10)

@@ -1,8 +1,6 @@
 """The operator's encryption commands: encrypt-existing (plain records written before) and rotate-master-key."""
-import base64
 import datetime
 import json
-import os
 import pathlib
 
 import pytest
@@ -14,6 +12,7 @@ from app.store.field_encryption import MasterKeyMismatch
 from app.store.records import INTERNAL_PATIENT_FIELDS
 from app.store.sealing import SEALED_FIELDS
 from config import local_master_key
+from scripts.dev_secret import new_master_key
 from tests.api.test_field_encryption import DOCTOR, create_appointment, marked_patient, markers, readable
 from tests.conftest import make_config
 
@@ -147,7 +146,7 @@ def test_a_record_changed_after_the_command_read_it_keeps_the_change(db, client,
 
 def new_key():
     """Return a fresh local master key: its base64 form and its setting."""
-    raw = base64.b64encode(os.urandom(96)).decode()
+    raw = new_master_key()
     return raw, local_master_key("NEW_FIELD_ENCRYPTION_KEY", raw)
 
 

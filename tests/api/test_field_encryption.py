@@ -1,5 +1,4 @@
 """Field-level encryption: no patient value reaches the database readable, and callers see no difference."""
-import os
 
 import bson
 import mongomock
@@ -208,15 +207,14 @@ def test_a_sealed_record_answers_an_error_when_encryption_is_switched_off(mongo,
 
 
 def test_another_master_key_cannot_start_on_a_database_sealed_with_the_first(mongo, client):
-    import base64
-
     from config import local_master_key
+    from scripts.dev_secret import new_master_key
 
     assert client.post("/patients/add_and_link?uid=doctor_a",
                        json={"appointment_id": create_appointment(client), **marked_patient("Other7")},
                        headers=DOCTOR).status_code == 201
     mongo_client, name = mongo
-    other = local_master_key("FIELD_ENCRYPTION_KEY", base64.b64encode(os.urandom(96)).decode())
+    other = local_master_key("FIELD_ENCRYPTION_KEY", new_master_key())
     with pytest.raises(MasterKeyMismatch, match="configure the master key it was made with") as refused:
         create_app(make_config(MONGO_CLIENT=mongo_client, MONGODB_DB=name, MASTER_KEY=other))
     assert "\n" not in str(refused.value) and other.provider in str(refused.value)

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from app import create_app
+from scripts.processes import free_port
 from tests.conftest import bearer, jane, make_config
-from tests.servers import free_port
 
 
 @pytest.mark.slow

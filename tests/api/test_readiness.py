@@ -5,8 +5,9 @@ import pymongo
 import pytest
 
 from app import create_app
+from scripts.processes import free_port
 from tests.conftest import make_config
-from tests.servers import SecantusServer, free_port
+from tests.servers import SecantusServer
 
 
 @pytest.mark.slow

@@ -17,9 +17,10 @@ import pytest
 from bson import ObjectId
 
 from scripts import embedded_db
+from scripts.processes import bare_environment, free_port
 from tests.conftest import SECRET, bearer, jane
-from tests.live import MASTER_KEY_B64, ROOT, bare_environment
-from tests.servers import SecantusServer, free_port
+from tests.live import MASTER_KEY_B64, ROOT
+from tests.servers import SecantusServer
 from tests.transport.test_start_refusal import run_bounded
 
 RUN_DEV = [sys.executable, "scripts/run_dev.py"]

@@ -1,11 +1,10 @@
 """`gunicorn wsgi:app` without the right master key stops at once with one line, instead of serving or looping."""
-import base64
-import os
 
 import pytest
 
-from tests.live import GUNICORN, MASTER_KEY_B64, LiveService, bare_environment
-from tests.servers import free_port
+from scripts.dev_secret import new_master_key
+from scripts.processes import bare_environment, free_port
+from tests.live import GUNICORN, MASTER_KEY_B64, LiveService
 from tests.transport.test_start_refusal import NOWHERE, run_bounded
 
 SECRET = "s" * 40
@@ -34,7 +33,7 @@ def test_gunicorn_stops_with_one_line_when_the_master_key_does_not_open_the_data
                         JWT_SECRET=SECRET).start()
     first.stop()
     # ...then the service started with another one.
-    other = base64.b64encode(os.urandom(96)).decode()
+    other = new_master_key()
     env = bare_environment(MONGODB_URI=replica_set_server.uri, MONGODB_DB="other_key", PORT=free_port(),
                            JWT_SECRET=SECRET, FIELD_ENCRYPTION_KEY=other)
 

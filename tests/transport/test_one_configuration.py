@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from scripts.processes import bare_environment
 from tests.conftest import SECRET
-from tests.live import GUNICORN, MASTER_KEY_B64, ROOT, bare_environment
+from tests.live import GUNICORN, MASTER_KEY_B64, ROOT
 
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 import run_dev  # noqa: E402

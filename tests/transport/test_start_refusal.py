@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
+from scripts.processes import bare_environment, free_port
 from tests.conftest import SECRET
-from tests.live import GUNICORN, MASTER_KEY_B64, ROOT, bare_environment
-from tests.servers import free_port
+from tests.live import GUNICORN, MASTER_KEY_B64, ROOT
 
 NOWHERE = "mongodb://127.0.0.1:1/?directConnection=true&serverSelectionTimeoutMS=200"
 NOT_A_PEM = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n"

@@ -1,7 +1,7 @@
 """Configuration from the environment, and the refusal to start without key material."""
 import pytest
 
-from config import Config, ConfigError
+from config import DEFAULT_WORKERS, Config, ConfigError, gunicorn_workers
 
 
 def test_defaults_let_a_developer_run(monkeypatch):
@@ -105,6 +105,20 @@ def test_a_body_deadline_that_is_not_a_positive_number_of_seconds_is_refused_in_
     with pytest.raises(ConfigError, match="BODY_TIMEOUT_S must be a") as refused:
         make_config().validate()
     assert "\n" not in str(refused.value)
+
+
+def test_an_empty_number_setting_reads_as_its_default(monkeypatch):
+    for name in ("MONGODB_TIMEOUT_MS", "BODY_TIMEOUT_S", "WEB_CONCURRENCY"):
+        monkeypatch.setenv(name, "")
+    config = Config()
+    assert (config.MONGODB_TIMEOUT_MS, config.BODY_TIMEOUT_S, gunicorn_workers()) == (5000, 10, DEFAULT_WORKERS)
+
+
+@pytest.mark.parametrize("raw", ["0", "-1", "2.0", "two"])
+def test_a_worker_count_that_is_not_a_positive_whole_number_is_refused_in_one_line_naming_it(monkeypatch, raw):
+    monkeypatch.setenv("WEB_CONCURRENCY", raw)
+    with pytest.raises(ConfigError, match=f"^WEB_CONCURRENCY must be a positive whole number, got '{raw}'$"):
+        gunicorn_workers()
 
 
 def test_rate_limits_are_on_by_default_with_limits_a_script_meets_and_a_clinic_does_not(monkeypatch):

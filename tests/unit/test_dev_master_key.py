@@ -9,14 +9,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
 import dev_secret  # noqa: E402 - the launcher's own module, imported as make run imports it
 
-from config import local_master_key  # noqa: E402
+from config import LOCAL_MASTER_KEY_BYTES, local_master_key  # noqa: E402
 
 
 def test_the_key_is_created_once_private_and_usable_then_kept(tmp_path):
     path = tmp_path / "field_encryption_key"
     key = dev_secret.load_or_create_master_key(path)
 
-    assert len(base64.b64decode(key, validate=True)) == 96
+    assert len(base64.b64decode(key, validate=True)) == LOCAL_MASTER_KEY_BYTES
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert local_master_key("FIELD_ENCRYPTION_KEY", key).provider.startswith("local:")
     assert dev_secret.load_or_create_master_key(path) == key

@@ -6,7 +6,7 @@ import mongomock
 import pytest
 
 from app import create_app
-from config import Config, ConfigError, master_key_from_env
+from config import LOCAL_MASTER_KEY_BYTES, Config, ConfigError, master_key_from_env
 from tests.conftest import make_config
 from tests.live import MASTER_KEY_B64
 
@@ -48,7 +48,7 @@ def test_a_local_key_is_named_by_a_digest_that_gives_nothing_of_it_away(env):
     assert master.provider.startswith("local:") and len(master.provider) == len("local:") + 16
     assert master.credentials == {"key": base64.b64decode(MASTER_KEY_B64)}
     assert MASTER_KEY_B64 not in repr(master) and "key" not in repr(master).split("provider")[0]
-    env.setenv("FIELD_ENCRYPTION_KEY", base64.b64encode(b"x" * 96).decode())
+    env.setenv("FIELD_ENCRYPTION_KEY", base64.b64encode(b"x" * LOCAL_MASTER_KEY_BYTES).decode())
     assert Config().MASTER_KEY.provider != master.provider
 
 

@@ -1,9 +1,7 @@
 """`gunicorn wsgi:app` starts and serves with only the documented variables, and refuses without a key."""
 import json
-import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -11,21 +9,9 @@ import pymongo
 import pytest
 from bson import ObjectId
 
+from scripts.processes import bare_environment
 from tests.conftest import SECRET, jane, make_token
-from tests.live import MASTER_KEY_B64
-from tests.servers import free_port
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GUNICORN = os.path.join(os.path.dirname(sys.executable), "gunicorn")
-
-
-def bare_environment(**variables):
-    """Return an environment with none of the service's settings but the given ones."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("MONGODB_", "JWT_", "LOG_LEVEL", "CORS_", "ALLOW_", "WEB_CONCURRENCY", "HOST", "PORT",
-                                  "FIELD_ENCRYPTION", "NEW_FIELD_ENCRYPTION"))}
-    env.update(variables)
-    return env
+from tests.live import ROOT, LiveService
 
 
 def call(url, body=None, token=None):
@@ -44,37 +30,29 @@ def call(url, body=None, token=None):
 
 @pytest.mark.slow
 @pytest.mark.realdb
-def test_gunicorn_serves_with_only_uri_database_and_secret(replica_set_server):
-    port = free_port()
-    # PORT only keeps the test off the default port; every other setting comes from gunicorn.conf.py.
-    # The field-encryption master key is required: without it the service refuses to start.
-    env = bare_environment(MONGODB_URI=replica_set_server.uri, MONGODB_DB="gunicorn_test", JWT_SECRET=SECRET,
-                           FIELD_ENCRYPTION_KEY=MASTER_KEY_B64, PORT=str(port))
+def test_gunicorn_serves_with_only_uri_database_and_secret(replica_set_server, tmp_path):
+    # LiveService adds HOST (its default) and PORT, to keep the test off the default port, and the field-encryption
+    # master key, without which the service refuses to start; RATE_LIMIT=None leaves rate limits at their default.
+    # Every other setting comes from gunicorn.conf.py and the defaults.
+    live = LiveService(tmp_path / "gunicorn.log", MONGODB_URI=replica_set_server.uri, MONGODB_DB="gunicorn_test",
+                       JWT_SECRET=SECRET, RATE_LIMIT=None)
     appointment_id = ObjectId()
     with pymongo.MongoClient(replica_set_server.uri) as mongo:
         mongo.gunicorn_test.appointments.insert_one({"_id": appointment_id, "doctor_id": "doc", "patient_id": None})
-    server = subprocess.Popen([GUNICORN, "wsgi:app"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    live.start()
     try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                assert call(base + "/healthz") == (200, {"success": True, "data": {"status": "ok"}})
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "gunicorn did not start serving"
-                time.sleep(0.2)
-        status, body = call(base + "/patients/add_and_link?uid=doc", jane(str(appointment_id)), make_token("doc"))
+        assert call(live.base + "/healthz") == (200, {"success": True, "data": {"status": "ok"}})
+        status, body = call(live.base + "/patients/add_and_link?uid=doc", jane(str(appointment_id)),
+                            make_token("doc"))
         assert status == 201 and body["data"]["doctor_id"] == "doc"
         with pymongo.MongoClient(replica_set_server.uri) as mongo:
             stored = mongo.gunicorn_test.patients.find_one({"_id": ObjectId(body["data"]["_id"])})
         assert "sealed" in stored and "firstName" not in stored and "lastName" not in stored
     finally:
-        server.terminate()
-        server.wait(timeout=15)
+        live.stop()
         with pymongo.MongoClient(replica_set_server.uri) as mongo:
             mongo.drop_database("gunicorn_test")
+    assert live.process.returncode == 0, live.log()  # stopped by its SIGTERM, not killed
 
 
 @pytest.mark.slow
