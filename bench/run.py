@@ -25,6 +25,7 @@ from bson import ObjectId
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE  # noqa: E402 - the documented body, sent by every client
+from bench.footprint import snapshot, written  # noqa: E402 - what a request writes, counted on the database
 from config import gunicorn_workers, number_setting  # noqa: E402 - the service's reader of settings
 from scripts import embedded_db  # noqa: E402 - secantusd-py as make run and the tests start it
 from scripts.dev_secret import new_master_key  # noqa: E402
@@ -33,7 +34,7 @@ from scripts.processes import DIE_WITH_PARENT, children, free_port, stop  # noqa
 
 SECONDS = number_setting("BENCH_SECONDS", 10.0, float)
 WARMUP = number_setting("BENCH_WARMUP_SECONDS", 2.0, float)
-CONCURRENCY = [int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "1,8,32").split(",")]
+CONCURRENCY = [int(c) for c in (os.environ.get("BENCH_CONCURRENCY") or "8").split(",")]
 MIXED_SECONDS = number_setting("BENCH_MIXED_SECONDS", 30.0, float)
 MIXED_RECORDS = number_setting("BENCH_MIXED_RECORDS", 1000)
 RESULTS = Path(os.environ.get("BENCH_RESULTS") or ROOT / "bench" / "RESULTS.md")
@@ -48,7 +49,13 @@ ENCRYPTION_RATE = number_setting("BENCH_ENCRYPTION_RATE", 50.0, float, what="a n
 MIXED_CLIENTS = 8
 REQUEST_TIMEOUT = 10  # seconds; a request unanswered by then counts as an error
 MOST_PER_SECOND = 500  # appointments made for each second of a run: more than either implementation links
-DOCTOR, MIXED_DOCTOR = "doctor_bench", "doctor_mixed"
+DOCTOR, MIXED_DOCTOR, FOOTPRINT_DOCTOR = "doctor_bench", "doctor_mixed", "doctor_footprint"
+WRITE_ROUTES = ("POST /patients/add_and_link", "POST /appointments", "PUT /appointments/{id}/patient",
+                "DELETE /appointments/{id}/patient", "PATCH /patients/{id}")
+FOOTPRINT_REQUESTS = 5  # requests of each write route whose writes are counted, on a database with nothing else
+# The most one add_and_link may write (issue 22), and the ratios to the plain version the link run at c=8 must keep.
+MOST_DOCUMENTS, MOST_INDEX_ENTRIES = 3, 12
+TARGETS = {"req/s": (">=", 0.85), "cpu": ("<=", 1.3), "db": ("<=", 1.3)}
 TICKS = os.sysconf("SC_CLK_TCK")
 SECRET = secrets.token_urlsafe(48)  # the services' JWT_SECRET, made for the run
 # Where the services connect and with which keys: the bench's own, never a developer's (other settings pass through).
@@ -228,6 +235,65 @@ def add_appointments(db, doctor, count):
     return [str(appointment["_id"]).encode() for appointment in appointments]
 
 
+def send(port, method, path, body=None, headers=None):
+    """Send one request on a connection of its own; return the status, the parsed body and the ETag."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=REQUEST_TIMEOUT)
+    try:
+        connection.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                           headers={"Content-Type": "application/json", **(headers or {})})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read() or b"null"), response.getheader("ETag")
+    finally:
+        connection.close()
+
+
+def footprint_run(service, routes):
+    """Count the documents and index entries one request of each write route writes, on the service's database."""
+    port, db, uid = service["port"], service["db"], f"?uid={FOOTPRINT_DOCTOR}"
+    auth = {"Authorization": "Bearer " + mint(FOOTPRINT_DOCTOR, SECRET, ttl=3600)}
+    body = {**ADD_AND_LINK_EXAMPLE}
+
+    def add_and_link():
+        appointment = add_appointments(db, FOOTPRINT_DOCTOR, 1)[0].decode()
+        return "POST", f"/patients/add_and_link{uid}", {**body, "appointment_id": appointment}, {}, 201
+
+    def made(answer):
+        status, answer_body, etag = answer
+        assert status == 201, answer
+        return {**answer_body["data"], "etag": etag}
+
+    def arranged(route):
+        """Return a request of the route, on records made for it beforehand (those writes are not counted)."""
+        if route == "POST /patients/add_and_link":
+            return add_and_link()
+        if route == "POST /appointments":
+            return "POST", f"/appointments{uid}", {"date": "2027-01-04T09:00:00Z"}, {}, 201
+        patient = made(send(port, *add_and_link()[:3], auth))
+        free = add_appointments(db, FOOTPRINT_DOCTOR, 1)[0].decode()
+        if route == "PUT /appointments/{id}/patient":
+            return "PUT", f"/appointments/{free}/patient{uid}", {"patient_id": patient["_id"]}, {}, 200
+        if route == "DELETE /appointments/{id}/patient":
+            linked = db.appointments.find_one({"patient_id": ObjectId(patient["_id"])})["_id"]
+            return "DELETE", f"/appointments/{linked}/patient{uid}", None, {}, 200
+        return ("PATCH", f"/patients/{patient['_id']}{uid}", {"currentMedications": "None"},
+                {"If-Match": patient["etag"]}, 200)
+
+    counted = {}
+    for route in routes:
+        totals = {}
+        for _ in range(FOOTPRINT_REQUESTS):
+            method, path, request_body, headers, expected = arranged(route)
+            before = snapshot(db)
+            status, answer, _ = send(port, method, path, request_body, {**auth, **headers})
+            assert status == expected, (route, status, answer)
+            for collection, (documents, entries) in written(db, before, snapshot(db)).items():
+                was = totals.get(collection, (0, 0))
+                totals[collection] = (was[0] + documents, was[1] + entries)
+        counted[route] = {collection: (documents / FOOTPRINT_REQUESTS, entries / FOOTPRINT_REQUESTS)
+                          for collection, (documents, entries) in sorted(totals.items())}
+    return counted
+
+
 def link_run(name, service, server, concurrency, rate=None):
     appointments = add_appointments(service["db"], DOCTOR, int((WARMUP + SECONDS + 2) * (rate or MOST_PER_SECOND)))
     link = Link(DOCTOR, appointments, rate=rate)
@@ -323,11 +389,50 @@ def commit():
     return head + (" with uncommitted changes to the service" if changed else "")
 
 
-def report(results, pairs, mixed, seeded, mixed_cpu, took):
+def footprint_table(footprints):
+    rows = []
+    for route in WRITE_ROUTES:
+        for name, counted in footprints.items():
+            if route in counted:
+                by_collection = counted[route]
+                documents = sum(documents for documents, _ in by_collection.values())
+                entries = sum(entries for _, entries in by_collection.values())
+                shown = ", ".join(f"{collection} {d:g} / {e:g}" for collection, (d, e) in by_collection.items())
+                rows.append([route, name, f"{documents:g}", f"{entries:g}", shown])
+    return table(["route", "implementation", "documents", "index entries", "by collection (documents / entries)"],
+                 rows, 0)
+
+
+def targets_table(results, footprints):
+    """The issue's targets, each with what this run measured and whether it is met."""
+    rows = []
+    runs = {r["name"]: r for r in results if r["conc"] == 8}
+    if "service" in runs and "plain" in runs:
+        for key, label in (("req/s", "throughput"), ("cpu", "service CPU per request"),
+                           ("db", "database CPU per request")):
+            ratio, (sense, bound) = runs["service"][key] / runs["plain"][key], TARGETS[key]
+            met = ratio >= bound if sense == ">=" else ratio <= bound
+            rows.append([f"{label}, service / plain at c=8", f"{sense} {bound:g}", f"{ratio:.2f}", "yes" if met else
+                         "**no**"])
+    add_and_link = footprints["service"]["POST /patients/add_and_link"]
+    for index, (label, most) in enumerate((("documents one add_and_link writes", MOST_DOCUMENTS),
+                                           ("index entries one add_and_link writes", MOST_INDEX_ENTRIES))):
+        count = sum(counted[index] for counted in add_and_link.values())
+        rows.append([label, f"<= {most}", f"{count:g}", "yes" if count <= most else "**no**"])
+    return table(["target", "bound", "measured", "met"], rows, 0)
+
+
+def report(results, pairs, footprints, mixed, seeded, mixed_cpu, took):
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     text = [f"## Last run: commit {commit()}, {now}", "",
             f"{machine()}; WEB_CONCURRENCY={WORKERS}; runs of {SECONDS:g} s after {WARMUP:g} s of warm-up; "
             f"the whole bench took {took:.0f} s.", "",
+            "### Targets", "", targets_table(results, footprints), "",
+            "### What one request writes", "",
+            f"Counted on the database: the documents each write route inserted or changed and the index entries "
+            f"they added, on the service's database before the runs below, averaged over {FOOTPRINT_REQUESTS} "
+            f"requests (bench/footprint.py). The plain version has add_and_link only.", "",
+            footprint_table(footprints), "",
             "### POST /patients/add_and_link: the service against a plain implementation", "",
             "Rows in the order they ran. Every request links a new patient to a new appointment (201).", "",
             link_table(results), ""]
@@ -366,7 +471,8 @@ def main():
     began = time.monotonic()
     try:
         port = free_port()
-        db_process = start("secantusd", embedded_db.command(port, workdir / "db", test_commands=True), workdir, started)
+        # As `make run` starts it: journaled commits synced (--sync-on-commit), no test commands.
+        db_process = start("secantusd", embedded_db.command(port, workdir / "db"), workdir, started)
         uri = embedded_db.uri(port)
         try:
             embedded_db.wait_until_answering(db_process, uri, 60)
@@ -391,6 +497,8 @@ def main():
             wait_until(lambda port=service_port, pid=process.pid: answers_http(port) and len(children(pid)) == WORKERS,
                        process, name)
 
+        footprints = {"service": footprint_run(services["service"], WRITE_ROUTES),
+                      "plain": footprint_run(services["plain"], WRITE_ROUTES[:1])}
         results, pairs = [], []
         for index in range(ENCRYPTION_PAIRS):  # each pair starts with the other one
             pair = {name: link_run(name, services[name], db_process.pid, ENCRYPTION_CLIENTS, ENCRYPTION_RATE)
@@ -401,7 +509,7 @@ def main():
             results += [link_run(name, services[name], db_process.pid, concurrency) for name in order]
 
         mixed = mixed_run(services["service"], db_process.pid)
-        section = report(results, pairs, *mixed, time.monotonic() - began)
+        section = report(results, pairs, footprints, *mixed, time.monotonic() - began)
         print(section)
         write_results(section)
         print(f"wrote {RESULTS}", file=sys.stderr)

@@ -37,15 +37,20 @@ SEALED_COLLECTIONS = (PATIENTS, PATIENT_VERSIONS, APPOINTMENTS, IDEMPOTENCY)
 UNBOUND_SEALED = pymongo.IndexModel([("bound", 1)], name=UNBOUND_INDEX,
                                     partialFilterExpression={"sealed": {"$exists": True}})
 
-# The searches of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing): kept only
-# while such patients may be stored, since every sealed patient would add an entry of nulls to each, on every insert.
-PLAIN_SEARCH_INDEXES = [
+# The indexes of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing): kept only while
+# such patients may be stored, since each costs the server on every insert of a sealed patient too (the searches' a
+# null entry). Made by every start with encryption off, before it stores any: with it on, a start that finds none
+# of them knows no plain patient was stored since they were dropped.
+PLAIN_PATIENT_INDEXES = [
+    # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
+    # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
+    pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
     pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
     pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
                        name="doctor_born_newest"),
 ]
 
-# Every query the service runs is served by one of these, or PLAIN_SEARCH_INDEXES for plain patients (the link
+# Every query the service runs is served by one of these, or PLAIN_PATIENT_INDEXES for plain patients (the link
 # update uses the `_id` index).
 INDEXES = {
     PATIENTS: [
@@ -54,9 +59,6 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name"),
         pymongo.IndexModel([("doctor_id", 1), ("birth_index", 1), ("created_at", -1), ("_id", -1)],
                            name="doctor_sealed_birth_newest"),
-        # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
-        # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
-        pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
         UNBOUND_SEALED,
     ],
     APPOINTMENTS: [
@@ -146,8 +148,7 @@ class ClinicDatabase:
                 return
             for collection, indexes in INDEXES.items():
                 self.db[collection].create_indexes(indexes)
-            plain_patients = self.master_key is None or self._plain_patients_remain()
-            self._keep_plain_search_indexes(plain_patients)
+            plain_patients = self._plain_patients_may_be_stored()
             if self.master_key is None:
                 self.values = PlainValues()
             else:
@@ -168,20 +169,22 @@ class ClinicDatabase:
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
         return True
 
-    def _keep_plain_search_indexes(self, plain_patients: bool) -> None:
-        """Create the plain patients' search indexes while any may be stored, else drop them if left from then."""
+    def _plain_patients_may_be_stored(self) -> bool:
+        """Keep the plain patients' indexes while any may be stored (encryption off, or some left), else drop them."""
         patients = self.db[PATIENTS]
-        if plain_patients:
-            patients.create_indexes(PLAIN_SEARCH_INDEXES)
-            return
-        left = {index["name"] for index in patients.list_indexes()} & {index.document["name"]
-                                                                       for index in PLAIN_SEARCH_INDEXES}
-        for name in left:
+        if self.master_key is None:
+            patients.create_indexes(PLAIN_PATIENT_INDEXES)
+            return True
+        kept = {index["name"] for index in patients.list_indexes()}
+        if PLAIN_PATIENTS_INDEX in kept and self._plain_patients_remain():
+            return True
+        for name in kept & {index.document["name"] for index in PLAIN_PATIENT_INDEXES}:
             try:
                 patients.drop_index(name)
             except OperationFailure as error:
                 if error.code != INDEX_NOT_FOUND:
                     raise  # another worker starting at the same time dropped it first: only that is expected
+        return False
 
     def _unbound_values_remain(self) -> bool:
         """Tell whether values sealed before they were bound to their records remain, saying how to bind them."""
