@@ -52,7 +52,7 @@ $(STAMP): $(REQUIREMENTS) | $(VENV)/bin/python
 run: $(STAMP)
 	$(VENV)/bin/python scripts/run_dev.py
 
-# Lint, the layers' import rule and the core's types first (ruff.toml, .importlinter, mypy.ini): no minute of tests
+# Lint, the layers' import rule and the app's types first (ruff.toml, .importlinter, mypy.ini): no minute of tests
 # is spent on code that fails them.
 test: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .

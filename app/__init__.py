@@ -2,6 +2,7 @@
 import json
 import logging
 import sys
+from typing import Any, TextIO
 
 from flask import Flask
 from flask.json.provider import DefaultJSONProvider
@@ -17,7 +18,7 @@ from app.store.db import ClinicDatabase, build_client
 from config import Config
 
 
-def create_app(config=None):
+def create_app(config: Config | None = None) -> Flask:
     """Build the service from a Config (the environment's by default)."""
     config = (config or Config()).validate()
     _configure_logging(config.LOG_LEVEL, config.LOG_FORMAT)
@@ -25,10 +26,10 @@ def create_app(config=None):
     app = Flask(__name__)
     app.json = StorableJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.wsgi_app = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)
-    app.wsgi_app = BodyDeadline(app.wsgi_app, config.BODY_TIMEOUT_S)  # outermost: BodyLimit's read is timed too
-    app.json.sort_keys = False  # keep the documented field order
-    app.json.compact = True
+    body_limited = BodyLimit(app.wsgi_app, MAX_BODY_BYTES)
+    # Outermost: BodyLimit's read is timed too. Replacing wsgi_app is Flask's documented way in for WSGI middleware,
+    # which mypy, reading the attribute as a method, does not allow.
+    app.wsgi_app = BodyDeadline(body_limited, config.BODY_TIMEOUT_S)  # type: ignore[method-assign]
     app.url_map.converters["patient_id"] = request_input.PatientIdConverter
 
     client = config.MONGO_CLIENT or build_client(config)
@@ -68,7 +69,10 @@ def create_app(config=None):
 class StorableJSONProvider(DefaultJSONProvider):
     """Flask's JSON, reading as malformed what Python parses but the service cannot handle or store."""
 
-    def loads(self, s, **kwargs):
+    sort_keys = False  # keep the documented field order
+    compact = True
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         """Parse JSON text, refusing a key given twice, nesting deeper than the parser goes and lone surrogates."""
         kwargs.setdefault("object_pairs_hook", _object_without_repeated_keys)
         try:
@@ -81,7 +85,7 @@ class StorableJSONProvider(DefaultJSONProvider):
         return value
 
 
-def _object_without_repeated_keys(pairs):
+def _object_without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """Build a JSON object, refusing one that gives a key twice."""
     value = dict(pairs)
     if len(value) != len(pairs):
@@ -90,14 +94,20 @@ def _object_without_repeated_keys(pairs):
     return value
 
 
-def _configure_logging(level, log_format):
+class _ServiceLogHandler(logging.StreamHandler[TextIO]):
+    """The handler the service logs through, marked `clinic` so that the next app built finds it instead of adding
+    another."""
+
+    clinic = True
+
+
+def _configure_logging(level: str, log_format: str) -> None:
     """Send the service's logs to stderr once, in the given format, and keep the driver's command logs off."""
     logger = logging.getLogger("clinic")
     logger.setLevel(level)
     handler = next((h for h in logger.handlers if getattr(h, "clinic", False)), None)
     if handler is None:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.clinic = True
+        handler = _ServiceLogHandler(sys.stderr)
         logger.addHandler(handler)
     # Set on every build, not only the first: the latest app's LOG_FORMAT is the one in force.
     handler.setFormatter(formatter_for(log_format))

@@ -1,14 +1,17 @@
 """Bearer tokens: who is calling, and for which doctor they may act."""
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+from jwt.types import Options
 from marshmallow import ValidationError
 
 from app.http.refusals import MissingBearerToken, NotAuthenticated, TokenKeysUnavailable
 from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 from app.service.schemas import DOCTOR_UID, UID_RULE
-from config import rsa_public_key
+from config import Config, rsa_public_key
 
 # Never more than a minute of clock skew between the token issuer and us.
 LEEWAY_SECONDS = 60
@@ -25,14 +28,14 @@ JWKS_RETRY_SECONDS = 5
 class _IdentityProviderKeys(jwt.PyJWKClient):
     """The identity provider's JWKS, cached; every way of not getting a usable key set is a connection error."""
 
-    def __init__(self, url):
+    def __init__(self, url: str) -> None:
         # No cache_keys: its per-kid cache never expires, so a key withdrawn from the JWKS would stay trusted.
         super().__init__(url, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS,
                          cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS)
         self._retry_seconds = JWKS_RETRY_SECONDS
-        self._failed_at = None
+        self._failed_at: float | None = None
 
-    def fetch_data(self):
+    def fetch_data(self) -> Any:
         """Fetch the key set, raising PyJWKClientConnectionError for anything but a usable one."""
         # PyJWKClient's cooldown starts only on a successful fetch: during an outage each unknown kid, and
         # once the cache expires each request, would wait out its own fetch, one at a time under its lock.
@@ -56,7 +59,7 @@ class Caller:
     subject: str
     is_admin: bool
 
-    def may_act_for(self, doctor_id):
+    def may_act_for(self, doctor_id: str) -> bool:
         """Tell whether this caller may act for the given doctor."""
         return self.is_admin or self.subject == doctor_id
 
@@ -64,12 +67,12 @@ class Caller:
 class TokenVerifier:
     """Verify bearer tokens against the configured key material, built once per service."""
 
-    def __init__(self, config):
-        # One key source, in this order of precedence, so the algorithm is never chosen by the token.
-        self._jwks = None
+    def __init__(self, config: Config) -> None:
+        # One key source, in this order of precedence, so the algorithm is never chosen by the token: the identity
+        # provider's key set, a public key or a shared secret.
+        self._key: _IdentityProviderKeys | RSAPublicKey | str
         if config.JWT_JWKS_URL:
-            self._jwks = _IdentityProviderKeys(config.JWT_JWKS_URL)
-            self._key, self._algorithms = None, ["RS256"]
+            self._key, self._algorithms = _IdentityProviderKeys(config.JWT_JWKS_URL), ["RS256"]
         elif config.JWT_PUBLIC_KEY:
             self._key, self._algorithms = rsa_public_key(config.JWT_PUBLIC_KEY), ["RS256"]
         else:
@@ -78,9 +81,9 @@ class TokenVerifier:
         self._issuer = config.JWT_ISSUER
         self._admin_role = config.JWT_ADMIN_ROLE
         self._max_lifetime = config.JWT_MAX_LIFETIME_SECONDS
-        self._options = {"require": ["exp", "sub"], "verify_aud": bool(config.JWT_AUDIENCE)}
+        self._options: Options = {"require": ["exp", "sub"], "verify_aud": bool(config.JWT_AUDIENCE)}
 
-    def verify(self, authorization):
+    def verify(self, authorization: str | None) -> Caller:
         """Return the caller of an `Authorization: Bearer` header value, or refuse with 401."""
         scheme, _, token = (authorization or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -110,7 +113,7 @@ class TokenVerifier:
         is_admin = isinstance(roles, list) and self._admin_role in roles
         return Caller(subject=subject, is_admin=is_admin)
 
-    def _is_short_lived(self, claims):
+    def _is_short_lived(self, claims: dict[str, Any]) -> bool:
         """Tell whether the token lives at most the configured maximum and was not issued for a future sign-in."""
         now = time.time()
         expires, issued, signed_in = claims["exp"], claims.get("iat", now), claims.get("auth_time", now)
@@ -119,14 +122,14 @@ class TokenVerifier:
             return False
         return expires - issued <= self._max_lifetime and signed_in <= now + LEEWAY_SECONDS
 
-    def _signing_key(self, token):
+    def _signing_key(self, token: str) -> RSAPublicKey | str | jwt.PyJWK:
         """Return the key that must have signed this token."""
-        if self._jwks is None:
+        if not isinstance(self._key, _IdentityProviderKeys):
             return self._key
         kid = _key_id(token)
         try:
             # The PyJWK itself, not its raw key: PyJWT then also refuses a token whose alg is not the key's.
-            return self._jwks.get_signing_key(kid)
+            return self._key.get_signing_key(kid)
         except jwt.PyJWKClientConnectionError:
             raise TokenKeysUnavailable() from None
         except jwt.PyJWKClientError:
@@ -134,12 +137,12 @@ class TokenVerifier:
             raise NotAuthenticated("Invalid token") from None
 
 
-def _is_number(value):
+def _is_number(value: object) -> bool:
     """Tell whether a claim holds a JSON number."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _key_id(token):
+def _key_id(token: str) -> str:
     """Return the token's kid, refusing a token without one before any key set is fetched."""
     try:
         kid = jwt.get_unverified_header(token).get("kid")
@@ -150,7 +153,7 @@ def _key_id(token):
     return kid
 
 
-def acting_doctor(caller, uid):
+def acting_doctor(caller: Caller, uid: str | None) -> str:
     """Return the doctor this request acts for, refusing a missing or malformed uid (400) or another's (403)."""
     if uid is None or not uid.strip():
         raise MissingDoctorId()

@@ -1,10 +1,12 @@
 """Turn every failure into the envelope {"success": false, "error": ...}; nothing else reaches a client."""
 import logging
 import traceback
+from typing import Any
 
+from flask import Flask, Response
 from marshmallow import ValidationError
 from pymongo.errors import ConnectionFailure, PyMongoError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.http.answers import failure, refusal_answer, response
 from app.http.middleware.body_limit import MAX_BODY_BYTES
@@ -26,29 +28,31 @@ INTEGRITY_CHECK_FAILED = "Stored record failed its integrity check"
 # length: a body of thousands of unknown keys, or of one long key, is answered in about a kilobyte.
 NAMED_FIELDS_MAX = 10
 FIELD_NAME_SHOWN_MAX = 64
+# A validation refusal's messages by field: a name, or a list's index, to its messages or a nested object's.
+Messages = dict[str | int, Any]
 
 
-def envelope(status, message, **extra):
+def envelope(status: int, message: str, **extra: Any) -> Response:
     """Build an error response in the envelope."""
     return response(failure(status, message, **extra))
 
 
-def refusal_response(refusal):
+def refusal_response(refusal: Exception) -> Response:
     """Answer a refusal with its status, message, any details or data, and the headers it calls for."""
     return response(refusal_answer(refusal))
 
 
-def cursor_response(error):
+def cursor_response(error: InvalidCursor) -> Response:
     """Answer a cursor this service did not issue with 400, naming the parameter."""
     return envelope(400, "Invalid cursor", details={"after": [str(error)]})
 
 
-def replica_set_response(error):
+def replica_set_response(error: ReplicaSetRequired) -> Response:
     """Answer a server that cannot run transactions with 503 and what to configure."""
     return envelope(503, error.message)
 
 
-def integrity_response(error):
+def integrity_response(error: NotSealedForThisRecord) -> Response:
     """Answer a record whose sealed value belongs to another record with 500, serving nothing of it."""
     # 500: the fault is in what the database holds, not in the request, and an operator must look (the store
     # logged the collection and the record id). Not 403 or 404, which would tell its rightful doctor it is not
@@ -56,42 +60,44 @@ def integrity_response(error):
     return envelope(500, INTEGRITY_CHECK_FAILED)
 
 
-def validation_response(error):
+def validation_response(error: ValidationError) -> Response:
     """Answer a schema refusal with its first fields by name, their messages, and how many more there are."""
-    messages = error.messages if isinstance(error.messages, dict) else {"_body": error.messages}
+    messages: Messages = error.messages if isinstance(error.messages, dict) else {"_body": error.messages}
     named = _first_fields(messages)
     more = len(messages) - len(named)
     text = "Invalid fields: " + ", ".join(_shown(name) for name in named) + (f" and {more} more" if more else "")
     return envelope(400, text, details=_details(messages))
 
 
-def _first_fields(messages):
+def _first_fields(messages: Messages) -> list[str | int]:
     """Return the names of a refusal's first fields, in order."""
     # By str: a list's errors are keyed by index.
     return sorted(messages, key=str)[:NAMED_FIELDS_MAX]
 
 
-def _details(messages):
+def _details(messages: Messages) -> dict[str, Any]:
     """Return the messages of a refusal's first fields, a nested object's likewise."""
     return {_shown(name): _details(messages[name]) if isinstance(messages[name], dict) else messages[name]
             for name in _first_fields(messages)}
 
 
-def _shown(name):
+def _shown(name: str | int) -> str:
     """Return a field name as a refusal shows it, cut short if a client sent a long one."""
-    name = str(name)
-    return name if len(name) <= FIELD_NAME_SHOWN_MAX else name[:FIELD_NAME_SHOWN_MAX] + "..."
+    text = str(name)
+    return text if len(text) <= FIELD_NAME_SHOWN_MAX else text[:FIELD_NAME_SHOWN_MAX] + "..."
 
 
-def http_response(error):
+def http_response(error: HTTPException) -> Response:
     """Answer a routing or protocol error (404, 405, 413, ...) in the envelope, keeping its headers."""
+    # Flask hands an HTTPException without a code (a proxy's) back as it is, before any handler sees it.
+    assert error.code is not None
     answer = envelope(error.code, HTTP_MESSAGES.get(error.code, error.name))
-    if error.code == 405 and error.valid_methods:
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
         answer.headers["Allow"] = ", ".join(error.valid_methods)
     return answer
 
 
-def database_response(error):
+def database_response(error: PyMongoError) -> Response:
     """Answer a database that cannot be reached in time with 503; any other database error is a 500."""
     if isinstance(error, ConnectionFailure) or getattr(error, "timeout", False):
         log.warning("database unavailable (%s)", type(error).__name__)
@@ -99,7 +105,7 @@ def database_response(error):
     return unexpected_response(error)
 
 
-def unexpected_response(error):
+def unexpected_response(error: Exception) -> Response:
     """Answer anything else with 500, logging only where it happened: exception texts may hold patient data."""
     frame = traceback.extract_tb(error.__traceback__)[-1] if error.__traceback__ else None
     where = f"{frame.filename}:{frame.lineno}" if frame else "unknown"
@@ -107,7 +113,7 @@ def unexpected_response(error):
     return envelope(500, "Internal server error")
 
 
-def register(app):
+def register(app: Flask) -> None:
     """Install the envelope handlers on the app."""
     for refusal in REFUSED:
         app.register_error_handler(refusal, refusal_response)

@@ -7,12 +7,12 @@ ENTITY_TAG = re.compile(r'^"([1-9][0-9]{0,17})"\Z')
 ENTITY_TAG_PATTERN = ENTITY_TAG.pattern.removesuffix("\\Z") + "$"
 
 
-def entity_tag(version):
+def entity_tag(version: int) -> str:
     """Return the ETag of a record at this version."""
     return f'"{version}"'
 
 
-def version_in(if_match):
+def version_in(if_match: str) -> int | None:
     """Return the version an If-Match names, or None when it is not one tag this service issued (`*`, a list, weak)."""
     found = ENTITY_TAG.match(if_match.strip())
     return int(found.group(1)) if found else None

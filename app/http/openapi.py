@@ -1,12 +1,17 @@
 """The OpenAPI 3.1 document, generated from the routes' `@documented` operations and the marshmallow schemas."""
+import datetime
 import re
 from http import HTTPStatus
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
-from marshmallow import validate
+from apispec.ext.marshmallow.openapi import OpenAPIConverter
+from flask import Flask
+from marshmallow import Schema, fields, validate
+from werkzeug.routing import Rule
 
-from app.http.documented import ListingOf
+from app.http.documented import ListingOf, Operation, operation_of
 from app.http.error_handlers import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
 from app.http.refusals import DatabaseUnavailable, TooManyRequests, refused
@@ -72,7 +77,7 @@ HEADER_DESCRIPTIONS = {
 }
 
 
-def build_spec(app):
+def build_spec(app: Flask) -> dict[str, Any]:
     """Return the app's OpenAPI document, generated once a day (its latest birth date) and kept in app.extensions."""
     # Two first requests at once may both generate it; they produce the same document, so no lock.
     today = latest_birth_date()
@@ -82,7 +87,7 @@ def build_spec(app):
     return kept[1]
 
 
-def generate_spec(app):
+def generate_spec(app: Flask) -> dict[str, Any]:
     """Generate the OpenAPI document of every documented route of the app."""
     plugin = MarshmallowPlugin()
     spec = APISpec(
@@ -92,11 +97,11 @@ def generate_spec(app):
         plugins=[plugin],
         info={"description": DESCRIPTION},
     )
+    assert plugin.converter is not None  # the spec gave the plugin its converter
     plugin.converter.add_attribute_function(clinic_field_attributes)
     _add_shared_components(spec)
-    documented = [(rule, getattr(app.view_functions.get(rule.endpoint), "openapi", None))
-                  for rule in app.url_map.iter_rules()]
-    documented = [(rule, operation) for rule, operation in documented if operation is not None]
+    documented = [(rule, operation) for rule in app.url_map.iter_rules()
+                  if (operation := operation_of(app.view_functions.get(rule.endpoint))) is not None]
     for rule, operation in documented:
         spec.path(path=openapi_path(rule.rule), operations=_path_operations(plugin.converter, rule, operation))
     for tag in _tag_order([operation for _, operation in documented]):
@@ -105,14 +110,15 @@ def generate_spec(app):
     return {key: document.pop(key) for key in ("openapi", "info", "tags", "paths")} | document
 
 
-def openapi_path(rule):
+def openapi_path(rule: str) -> str:
     """Turn a werkzeug rule (`/a/<b>`, `/a/<int:b>`) into an OpenAPI path template (`/a/{b}`)."""
     return RULE_ARGUMENT.sub(lambda match: "{" + match["name"] + "}", rule)
 
 
-def clinic_field_attributes(self, field, ret, **kwargs):
+def clinic_field_attributes(self: OpenAPIConverter, field: fields.Field, ret: dict[str, Any],
+                            **kwargs: Any) -> dict[str, str]:
     """Document what the service's own field types check in code rather than through validators."""
-    attributes = {}
+    attributes: dict[str, str] = {}
     if isinstance(field, ObjectIdString):
         attributes["pattern"] = OBJECT_ID_PATTERN
     if isinstance(field, Text) and "pattern" not in ret:
@@ -129,7 +135,7 @@ def clinic_field_attributes(self, field, ret, **kwargs):
     return attributes
 
 
-def dates_up_to(last):
+def dates_up_to(last: datetime.date) -> str:
     """Return a pattern of the dates YYYY-MM-DD from 0001-01-01 to last (a year from 2000 on), as BirthDate takes."""
     year, month, day = f"{last:%Y}", f"{last:%m}", f"{last:%d}"
     months, days = "(0[1-9]|1[0-2])", "(0[1-9]|[12][0-9]|3[01])"
@@ -138,7 +144,7 @@ def dates_up_to(last):
             f"|{year}-{month}-({_below(day)}|{day}))$")
 
 
-def _below(digits, prefix=""):
+def _below(digits: str, prefix: str = "") -> str:
     """Return a pattern of the digit strings as long as digits and smaller (with a fixed prefix before them)."""
     choices = [prefix + digits[:i] + (f"[0-{int(digit) - 1}]" if digit != "1" else "0")
                + "[0-9]" * (len(digits) - i - 1)
@@ -146,7 +152,7 @@ def _below(digits, prefix=""):
     return "|".join(choices) or "(?!)"
 
 
-def _add_shared_components(spec):
+def _add_shared_components(spec: APISpec) -> None:
     """Register the error envelope, the request id header, the shared responses and the bearer scheme."""
     spec.components.schema("Error", {
         "type": "object",
@@ -200,15 +206,16 @@ def _add_shared_components(spec):
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
 
 
-def _tag_order(operations):
+def _tag_order(operations: list[Operation]) -> list[str]:
     """Return the tags in registration order, those with a token-protected operation before the public ones."""
     tags = list(dict.fromkeys(operation.tag for operation in operations))
     public = {tag for tag in tags if all(operation.public for operation in operations if operation.tag == tag)}
     return sorted(tags, key=lambda tag: tag in public)
 
 
-def _path_operations(converter, rule, operation):
+def _path_operations(converter: OpenAPIConverter, rule: Rule, operation: Operation) -> dict[str, dict[str, Any]]:
     """Return the rule's operations, one per HTTP method it answers."""
+    assert rule.methods is not None  # Flask gives every rule the methods it answers
     methods = sorted(method.lower() for method in rule.methods - IGNORED_METHODS)
     operations = {}
     for method in methods:
@@ -218,9 +225,9 @@ def _path_operations(converter, rule, operation):
     return operations
 
 
-def _operation(converter, rule, operation, operation_id):
+def _operation(converter: OpenAPIConverter, rule: Rule, operation: Operation, operation_id: str) -> dict[str, Any]:
     """Build the OpenAPI operation object of one rule from its Operation."""
-    document = {
+    document: dict[str, Any] = {
         "summary": operation.summary,
         "tags": [operation.tag],
         "operationId": operation_id,
@@ -229,7 +236,7 @@ def _operation(converter, rule, operation, operation_id):
     if parameters:
         document["parameters"] = parameters
     if operation.body is not None:
-        media = {"schema": operation.body}
+        media: dict[str, Any] = {"schema": operation.body}
         if operation.example is not None:
             media["example"] = operation.example
         content = dict.fromkeys(operation.body_types, media)
@@ -240,9 +247,9 @@ def _operation(converter, rule, operation, operation_id):
     return document
 
 
-def _parameters(converter, rule, operation):
+def _parameters(converter: OpenAPIConverter, rule: Rule, operation: Operation) -> list[dict[str, Any]]:
     """Return the path parameters of the rule, then the query and header parameters of the operation."""
-    parameters = []
+    parameters: list[dict[str, Any]] = []
     for match in RULE_ARGUMENT.finditer(rule.rule):
         name = match["name"]
         schema = {"type": CONVERTER_TYPES.get(match["converter"], "string")}
@@ -261,10 +268,10 @@ def _parameters(converter, rule, operation):
     return parameters
 
 
-def _responses(operation):
+def _responses(operation: Operation) -> dict[str, dict[str, Any]]:
     """Return the operation's responses, plus the failures every operation of its kind can answer."""
     # A failure is described by the messages of the refusals it answers (the table's), then by any note beside them.
-    failures = {}
+    failures: dict[int, list[str]] = {}
     for refusal in operation.refusals:
         how = refused(refusal)
         failures.setdefault(how.status, []).append(how.message)
@@ -284,12 +291,12 @@ def _responses(operation):
         # Only token routes count requests: the probes and the documents are never limited.
         shared["401"] = "Unauthorized"
         shared["429"] = "TooManyRequests"
-    for status, name in shared.items():
-        responses.setdefault(status, _ref("responses", name))
+    for shared_status, name in shared.items():
+        responses.setdefault(shared_status, _ref("responses", name))
     return dict(sorted(responses.items()))
 
 
-def _response(status, answer):
+def _response(status: int, answer: type[Schema] | ListingOf | dict[str, Any]) -> dict[str, Any]:
     """Turn one documented success (Schema class, ListingOf or raw object) into a response."""
     if isinstance(answer, dict):
         return answer
@@ -313,7 +320,7 @@ def _response(status, answer):
     return response
 
 
-def _success_response(description, schema):
+def _success_response(description: str, schema: dict[str, Any]) -> dict[str, Any]:
     """Return a JSON response object whose body has the given (marshmallow-resolved) schema."""
     return {
         "description": description,
@@ -322,7 +329,7 @@ def _success_response(description, schema):
     }
 
 
-def _error_response(description):
+def _error_response(description: str) -> dict[str, Any]:
     """Return a response object in the error envelope, described by when it happens."""
     return {
         "description": description,
@@ -331,6 +338,6 @@ def _error_response(description):
     }
 
 
-def _ref(section, name):
+def _ref(section: str, name: str) -> dict[str, str]:
     """Return a reference to a component."""
     return {"$ref": f"#/components/{section}/{name}"}

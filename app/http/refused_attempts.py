@@ -1,11 +1,14 @@
 """Refused write attempts in the audit trail: accepted writes are recorded inside their own unit of work."""
 import logging
+from collections.abc import Callable
 from functools import wraps
+from typing import Any, ParamSpec, TypeVar
 
 from flask import g, request
 from marshmallow import ValidationError
 from pymongo.errors import PyMongoError
 
+from app.http.auth import Caller
 from app.http.refusals import is_refusal, status_of
 from app.http.request_input import is_blank
 from app.http.request_work import database
@@ -17,14 +20,17 @@ log = logging.getLogger("clinic.audit")
 # Its outcome, recorded as the status the attempt was answered with.
 REFUSED = "refused"
 TARGETS = ("appointment_id", "patient_id")
+# A write view's parameters (its path ids) and what it answers, passed through as they came.
+ViewParameters = ParamSpec("ViewParameters")
+Answered = TypeVar("Answered")
 
 
-def audited(action):
+def audited(action: str) -> Callable[[Callable[ViewParameters, Answered]], Callable[ViewParameters, Answered]]:
     """Record a refused attempt at this write; accepted writes are recorded inside their unit of work."""
 
-    def wrap(view):
+    def wrap(view: Callable[ViewParameters, Answered]) -> Callable[ViewParameters, Answered]:
         @wraps(view)
-        def recorded(*args, **kwargs):
+        def recorded(*args: ViewParameters.args, **kwargs: ViewParameters.kwargs) -> Answered:
             try:
                 return view(*args, **kwargs)
             except ValidationError:
@@ -40,13 +46,13 @@ def audited(action):
     return wrap
 
 
-def _record_refusal(action, status, path_ids):
+def _record_refusal(action: str, status: int, path_ids: dict[str, Any]) -> None:
     """Store one audit record for a refused attempt by an authenticated caller, with the well-formed ids it named."""
     caller = g.get("caller")
     if caller is None:
         return  # no verified actor to attribute the attempt to (401)
     uid = request.args.get("uid")
-    if is_blank(uid):
+    if uid is None or is_blank(uid):
         uid = None  # the documented "Missing doctor_id (uid)": an attempt that named no doctor
     elif not schemas.DOCTOR_UID.match(uid):
         return  # a uid no token could carry names no doctor: refused with 400, it leaves nothing, not even this
@@ -67,7 +73,7 @@ def _record_refusal(action, status, path_ids):
         log.error("audit record of a refused %s not stored (%s)", action, type(error).__name__)
 
 
-def _trail_of(caller, uid):
+def _trail_of(caller: Caller, uid: str | None) -> tuple[str, str | None]:
     """Return whose trail a refused attempt goes in, and the uid it named when that trail is not the named one's."""
     # A trail is evidence: only that doctor, or an admin acting for them, writes into it. Any other attempt goes in
     # its caller's own trail (A sees what A tried), naming the doctor it tried to act for.

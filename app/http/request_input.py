@@ -1,4 +1,6 @@
 """Read a request strictly: its JSON body, its path ids, its query parameters and its If-Match."""
+from typing import Any
+
 from flask import request
 from marshmallow import ValidationError
 from werkzeug.routing import BaseConverter
@@ -9,7 +11,7 @@ from app.service.refusals import InvalidRequest
 from app.service.schemas import OBJECT_ID
 
 
-def refuse_repeated_query_parameters():
+def refuse_repeated_query_parameters() -> None:
     """Refuse a query parameter given more than once (400), naming it."""
     # A gateway that reads the first `uid` and a service that reads another must never disagree on the doctor.
     repeated = sorted(name for name, values in request.args.lists() if len(values) > 1)
@@ -24,7 +26,7 @@ class PatientIdConverter(BaseConverter):
     regex = r"(?!add_and_link\Z)[^/]+"
 
 
-def json_object_body():
+def json_object_body() -> dict[str, Any]:
     """Return the body as a dict, refusing anything but a JSON object sent as application/json."""
     if not request.is_json:
         raise InvalidRequest("Content-Type must be application/json")
@@ -40,7 +42,7 @@ def json_object_body():
 MERGE_PATCH_TYPES = ("application/merge-patch+json", "application/json")
 
 
-def merge_patch_body():
+def merge_patch_body() -> dict[str, Any]:
     """Return a JSON Merge Patch body as a dict, refusing other media types (415) and anything but a JSON object."""
     # request.is_json would also take any other `application/*+json`: a merge patch is only these two.
     if request.mimetype not in MERGE_PATCH_TYPES:
@@ -48,7 +50,7 @@ def merge_patch_body():
     return json_object_body()
 
 
-def expected_version():
+def expected_version() -> int:
     """Return the version the request's If-Match names, refusing none (428) and `*`, a list or a weak tag (400)."""
     if_match = request.headers.get("If-Match")
     if if_match is None:
@@ -59,13 +61,13 @@ def expected_version():
     return version
 
 
-def path_id(value, name):
+def path_id(value: str, name: str) -> str:
     """Return a 24-hex id from the path in lower case, refusing anything else with 400."""
     if not OBJECT_ID.match(value):
         raise InvalidRequest(f"Invalid fields: {name}", details={name: ["Must be a 24-character hexadecimal id."]})
     return value.lower()
 
 
-def is_blank(value):
+def is_blank(value: object) -> bool:
     """Tell whether a value counts as missing: absent, null, or a string of only spaces."""
     return value is None or (isinstance(value, str) and not value.strip())

@@ -2,6 +2,8 @@
 import copy
 import datetime
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
@@ -27,14 +29,14 @@ PAGE_DEFAULT = 50
 PAGE_MAX = 200
 
 
-def utc_text(moment):
+def utc_text(moment: datetime.datetime) -> str:
     """Return a moment as ISO 8601 UTC text ending in `Z`, with milliseconds when it has any."""
     moment = moment.astimezone(datetime.timezone.utc)
     spec = "milliseconds" if moment.microsecond else "seconds"
     return moment.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-def as_stored(value):
+def as_stored(value: Any) -> Any:
     """Return a value another program stored (JSON's own values and moments, at any depth) with its moments as text."""
     if isinstance(value, datetime.datetime):
         return utc_text(value)
@@ -48,18 +50,18 @@ def as_stored(value):
 class StoredString(fields.String):
     """A string as this service writes it; shown as stored when another program wrote a value of another type."""
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return super()._serialize(value, attr, obj, **kwargs) if isinstance(value, str) else as_stored(value)
 
 
 class Text(StoredString):
     """A string without control characters; free text may keep tabs and line breaks."""
 
-    def __init__(self, *, free_text=False, **kwargs):
+    def __init__(self, *, free_text: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.forbidden = FREE_TEXT_CONTROL_CHARACTERS if free_text else CONTROL_CHARACTERS
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if self.forbidden.search(text):
             raise ValidationError("Must not contain control characters.")
@@ -69,14 +71,14 @@ class Text(StoredString):
 class TrimmedString(Text):
     """A single-line string with surrounding whitespace removed before validation."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         return super()._deserialize(value, attr, data, **kwargs).strip()
 
 
 class ObjectIdString(fields.String):
     """A 24-hex ObjectId, kept as a lower-case string."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not OBJECT_ID.match(text):
             raise ValidationError("Must be a 24-character hexadecimal id.")
@@ -86,7 +88,7 @@ class ObjectIdString(fields.String):
 class BirthDate(fields.String):
     """A real calendar date YYYY-MM-DD that is not in the future, kept as sent."""
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
         try:
             if not ISO_DATE.match(text):
@@ -99,7 +101,7 @@ class BirthDate(fields.String):
         return text
 
 
-def latest_birth_date():
+def latest_birth_date() -> datetime.date:
     """Return today somewhere on Earth: UTC+14 is the furthest ahead, so a birth today there is not refused."""
     return (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=14)).date()
 
@@ -110,10 +112,11 @@ class UtcDateTime(fields.AwareDateTime):
     A value of another type that another program stored (text, a number, null) is shown as stored.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None,
+                     **kwargs: Any) -> datetime.datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
             moment = moment.astimezone(datetime.timezone.utc)
@@ -123,7 +126,7 @@ class UtcDateTime(fields.AwareDateTime):
         # BSON keeps milliseconds: truncate now so what we return is what a later read returns.
         return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
-    def _serialize(self, value, attr, obj, **kwargs):
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return as_stored(value)
 
 
@@ -134,7 +137,7 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-def _part(max_length=PART_MAX):
+def _part(max_length: int = PART_MAX) -> Text:
     """Return an optional bounded string field of a nested object."""
     return Text(validate=validate.Length(max=max_length))
 
@@ -179,14 +182,14 @@ class PatientVersionSchema(PatientSchema):
     actor = fields.String(dump_only=True, allow_none=True)
 
 
-def merge_patch_errors(patch, schema):
+def merge_patch_errors(patch: dict[str, Any], schema: Schema) -> dict[str, Any]:
     """Return, by field, what a JSON Merge Patch of this schema's record may not do; empty when it may be applied.
 
     What it sets must pass the field's own rules, what it removes (null) must be optional, and a name the schema
     does not take (an unknown field, `_id`, `doctor_id`) is refused as add_and_link refuses it.
     """
     taken = {field.data_key or name: field for name, field in schema.load_fields.items()}
-    errors = {}
+    errors: dict[str, Any] = {}
     for key, value in patch.items():
         field = taken.get(key)
         if field is None:
@@ -207,7 +210,7 @@ def merge_patch_errors(patch, schema):
     return errors
 
 
-def merge_patch_schema(schema_class):
+def merge_patch_schema(schema_class: type[Schema]) -> type[Schema]:
     """Return a schema class stating what a merge patch of schema_class may hold: nothing required, optionals null."""
     # Built from the same fields, for the document only: check_patient_patch is what a request is held to.
     declared = {}
@@ -217,15 +220,17 @@ def merge_patch_schema(schema_class):
         patched = copy.copy(field)
         patched.required = False
         patched.allow_none = not field.required
-        if isinstance(field, fields.Nested):
-            patched.nested = merge_patch_schema(field.nested)
+        if isinstance(patched, fields.Nested):
+            # The service's nested fields each name a schema class (AddressSchema, ...), never an instance or a name.
+            assert isinstance(patched.nested, type) and issubclass(patched.nested, Schema)
+            patched.nested = merge_patch_schema(patched.nested)
             patched._schema = None
         declared[name] = patched
     return type(schema_class.__name__.removesuffix("Schema") + "PatchSchema", (StrictSchema,),
                 {**declared, "__doc__": f"A JSON Merge Patch of {schema_class.__name__.removesuffix('Schema')}."})
 
 
-def check_patient_patch(patch):
+def check_patient_patch(patch: dict[str, Any]) -> dict[str, Any]:
     """Refuse (400, by field) a merge patch of a patient before any record is read."""
     errors = merge_patch_errors(patch, patient_view)
     if errors:

@@ -1,7 +1,11 @@
 """Seal in place the patient values written before field encryption, and bind those sealed before values were bound
 to their records: idempotent, resumable, safe beside traffic."""
+from typing import Any
+
+from pymongo.database import Database
+
 from app.store.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
-from app.store.sealing import PLAIN_SEARCH_FIELDS, UNBOUND, PlainValues
+from app.store.sealing import PLAIN_SEARCH_FIELDS, UNBOUND, PlainValues, SealedValues
 
 PLAIN = PlainValues()
 # What is still plain in each collection: documents without a sealed value (answers: a plain body or digest).
@@ -13,7 +17,7 @@ PLAIN_REASONS = {"reason": {"$exists": True}, **NOT_SEALED}
 SEALED_KINDS = {PATIENTS: "patient", PATIENT_VERSIONS: "version", IDEMPOTENCY: "answer", APPOINTMENTS: "appointment"}
 
 
-def encrypt_existing(db, values):
+def encrypt_existing(db: Database[dict[str, Any]], values: SealedValues) -> dict[str, int]:
     """Seal every plain patient, version and stored answer; return how many of each were sealed."""
     # Each document is sealed by one conditional update, so a run stopped anywhere resumes where it stopped, and
     # a document changed meanwhile (by the service, which stores it sealed) is left to the change.
@@ -25,19 +29,19 @@ def encrypt_existing(db, values):
     }
 
 
-def bind_existing(db, values):
+def bind_existing(db: Database[dict[str, Any]], values: SealedValues) -> dict[str, int]:
     """Bind every sealed value not marked bound to the record it is in; return how many of each were bound."""
     # A value sealed before binding says nothing of where it belongs: it is bound to the record it is found in.
     return {collection: sum(_bind(db, values, collection, stored) for stored in db[collection].find(UNBOUND))
             for collection in SEALED_KINDS}
 
 
-def still_unbound(db):
+def still_unbound(db: Database[dict[str, Any]]) -> dict[str, int]:
     """Return how many documents of each collection hold a sealed value not marked bound."""
     return {collection: db[collection].count_documents(UNBOUND) for collection in SEALED_KINDS}
 
 
-def _bind(db, values, collection, stored):
+def _bind(db: Database[dict[str, Any]], values: SealedValues, collection: str, stored: dict[str, Any]) -> int:
     """Bind one sealed value to its record unless its record changed since it was read; tell whether it was bound."""
     update = values.rebound(SEALED_KINDS[collection], stored)
     # The very value read: any change since (the service's, which binds it) re-sealed it, and is left as it is.
@@ -45,7 +49,7 @@ def _bind(db, values, collection, stored):
     return result.modified_count if "sealed" in update else 0
 
 
-def still_plain(db):
+def still_plain(db: Database[dict[str, Any]]) -> dict[str, int]:
     """Return how many documents of each collection still hold plain patient values."""
     return {
         PATIENTS: db[PATIENTS].count_documents(NOT_SEALED),
@@ -55,7 +59,7 @@ def still_plain(db):
     }
 
 
-def _seal_patient(db, values, stored):
+def _seal_patient(db: Database[dict[str, Any]], values: SealedValues, stored: dict[str, Any]) -> int:
     """Seal one plain patient unless it changed since it was read; tell whether it was sealed."""
     fields = PLAIN.patient_fields(stored, INTERNAL_PATIENT_FIELDS)
     plain_names = dict.fromkeys((*fields, *PLAIN_SEARCH_FIELDS), "")
@@ -66,7 +70,7 @@ def _seal_patient(db, values, stored):
     return result.modified_count
 
 
-def _seal_version(db, values, stored):
+def _seal_version(db: Database[dict[str, Any]], values: SealedValues, stored: dict[str, Any]) -> int:
     """Seal one plain earlier version (versions never change)."""
     result = db[PATIENT_VERSIONS].update_one(
         {"_id": stored["_id"], "sealed": {"$exists": False}},
@@ -76,7 +80,7 @@ def _seal_version(db, values, stored):
     return result.modified_count
 
 
-def _seal_appointment(db, values, stored):
+def _seal_appointment(db: Database[dict[str, Any]], values: SealedValues, stored: dict[str, Any]) -> int:
     """Seal one appointment's reason for the visit (a link changes only its patient, never its reason)."""
     private = {name: stored[name] for name in ("reason",) if name in stored}
     result = db[APPOINTMENTS].update_one(
@@ -85,9 +89,9 @@ def _seal_appointment(db, values, stored):
     return result.modified_count
 
 
-def _seal_answer(db, values, stored):
+def _seal_answer(db: Database[dict[str, Any]], values: SealedValues, stored: dict[str, Any]) -> int:
     """Seal one stored answer and key its request digest, unless its request settled it since it was read."""
-    update = {"$set": {}, "$unset": {}}
+    update: dict[str, dict[str, Any]] = {"$set": {}, "$unset": {}}
     if "body" in stored:
         update["$set"].update(values.answer(stored["_id"], stored["doctor_id"], stored["body"]))
         update["$unset"]["body"] = ""

@@ -1,9 +1,15 @@
 """Master key rotation: rewrap the data key under a new master key, after which the old one is no longer needed."""
+from typing import Any
+
+from pymongo.database import Database
+from pymongo.mongo_client import MongoClient
+
 from app.store.field_encryption import FieldEncryption, key_vault
-from config import ConfigError
+from config import ConfigError, MasterKey
 
 
-def rotate_master_key(db, key_vault_client, old, new):
+def rotate_master_key(db: Database[dict[str, Any]], key_vault_client: MongoClient[dict[str, Any]], old: MasterKey,
+                      new: MasterKey) -> int:
     """Rewrap every data key of the vault from the old master key to the new one; return how many were rewrapped."""
     if old.provider == new.provider and old.key == new.key:
         raise ConfigError("the new master key is the one already in use")

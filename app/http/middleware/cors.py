@@ -1,5 +1,5 @@
 """Cross-origin access for the clinic's browser frontends, through flask-cors, from an exact allow-list."""
-from flask import current_app, request
+from flask import Flask, Response, current_app, request
 from flask_cors import CORS
 
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"]
@@ -7,7 +7,7 @@ EXPOSED_HEADERS = ["X-Request-ID", "Idempotent-Replayed", "ETag", "Location"]
 ALLOWED_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
-def register(app, origins):
+def register(app: Flask, origins: list[str]) -> None:
     """Allow the listed origins; with none listed, answer no cross-origin request at all."""
     if not origins:
         return
@@ -26,13 +26,13 @@ def register(app, origins):
     )
 
 
-def vary_by_origin(response):
+def vary_by_origin(response: Response) -> Response:
     """Tell caches that the answer depends on the request's Origin: only listed origins get the CORS headers."""
     response.vary.add("Origin")
     return response
 
 
-def answer_preflight():
+def answer_preflight() -> Response | None:
     """Answer a browser's preflight on any path as Flask answers OPTIONS on a route: 200, no body."""
     # flask-cors only adds headers to the answer a request gets, and Flask answers OPTIONS only on known paths:
     # elsewhere the preflight got 404, which a browser reports as "Failed to fetch" instead of sending the real

@@ -6,7 +6,7 @@ from pythonjsonlogger.json import JsonFormatter
 TEXT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
-def formatter_for(log_format):
+def formatter_for(log_format: str) -> logging.Formatter:
     """Return the formatter for LOG_FORMAT (text or json)."""
     if log_format == "text":
         return logging.Formatter(TEXT)

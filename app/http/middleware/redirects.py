@@ -3,9 +3,10 @@ from urllib.parse import urlsplit
 
 from flask import redirect, request
 from werkzeug.routing import RequestRedirect
+from werkzeug.wrappers import Response
 
 
-def redirect_by_path():
+def redirect_by_path() -> Response | None:
     """Answer a redirect to a path on this service, never to the Host the request named."""
     # Werkzeug builds the target from the Host header, so `Host: evil.example` sent the browser to evil.example.
     wanted = request.routing_exception

@@ -4,7 +4,7 @@ import re
 import time
 import uuid
 
-from flask import g, request
+from flask import Flask, Response, g, request
 
 log = logging.getLogger("clinic.requests")
 
@@ -12,14 +12,14 @@ log = logging.getLogger("clinic.requests")
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}\Z")
 
 
-def _start():
+def _start() -> None:
     """Note the start time and the request id."""
     g.started = time.perf_counter()
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if REQUEST_ID.match(incoming) else uuid.uuid4().hex
 
 
-def _finish(response):
+def _finish(response: Response) -> Response:
     """Log the request's line and echo its id."""
     duration_ms = (time.perf_counter() - g.get("started", time.perf_counter())) * 1000
     request_id = g.get("request_id") or uuid.uuid4().hex
@@ -33,7 +33,7 @@ def _finish(response):
     return response
 
 
-def register(app):
+def register(app: Flask) -> None:
     """Install the request logging hooks on the app."""
     app.before_request(_start)
     app.after_request(_finish)

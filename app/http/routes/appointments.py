@@ -1,5 +1,5 @@
 """HTTP routes for appointments."""
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from app.http.answers import appointment_as_it_stands, appointment_created, listing, response
 from app.http.auth import acting_doctor
@@ -36,7 +36,7 @@ bp = Blueprint("appointments", __name__)
 )
 @idempotent
 @audited("appointment.create")
-def create_appointment():
+def create_appointment() -> Response:
     """Create an appointment for the doctor."""
     caller = current_caller()
     body = json_object_body()
@@ -59,7 +59,7 @@ def create_appointment():
                409: "to another patient (the same one again answers 200)"},
 )
 @audited("appointment.link")
-def link_patient(appointment_id):
+def link_patient(appointment_id: str) -> Response:
     """Link one of the doctor's patients to one of their free appointments; the same patient again changes nothing."""
     # The checks run in the documented order; the first that fails answers.
     caller = current_caller()
@@ -78,7 +78,7 @@ def link_patient(appointment_id):
     responses={200: schemas.AppointmentSchema, 400: "Invalid path id or uid"},
 )
 @audited("appointment.unlink")
-def unlink_patient(appointment_id):
+def unlink_patient(appointment_id: str) -> Response:
     """Free one of the doctor's appointments from its patient; the patient stays."""
     caller = current_caller()
     appointment_id = path_id(appointment_id, "appointment_id")
@@ -93,7 +93,7 @@ def unlink_patient(appointment_id):
     refusals=(MissingDoctorId, NotAllowedForDoctor, NotAppointmentOwner, AppointmentNotFound),
     responses={200: schemas.AppointmentSchema, 400: "Invalid id or uid"},
 )
-def read_appointment(appointment_id):
+def read_appointment(appointment_id: str) -> Response:
     """Return one of the doctor's appointments."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
     appointment = steps.appointment_of(database().records(), doctor_id, path_id(appointment_id, "appointment_id"))
@@ -107,7 +107,7 @@ def read_appointment(appointment_id):
     refusals=(MissingDoctorId, NotAllowedForDoctor),
     responses={200: ListingOf(schemas.AppointmentSchema), 400: "Invalid query parameters or cursor"},
 )
-def list_appointments():
+def list_appointments() -> Response:
     """Return one page of the doctor's appointments, by date then id; those dated otherwise by another program last."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.appointment_list_query)
     items, next_cursor = steps.list_appointments(database().records(), doctor_id, query)

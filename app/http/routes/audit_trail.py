@@ -1,5 +1,5 @@
 """GET /audit: a doctor's audit trail, newest first, for that doctor or an admin."""
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from app.http.answers import listing, response
 from app.http.callers import current_caller, doctor_and_query
@@ -19,7 +19,7 @@ bp = Blueprint("audit", __name__)
     refusals=(MissingDoctorId, NotAllowedForDoctor),
     responses={200: ListingOf(schemas.AuditRecordSchema), 400: "Invalid query parameters or cursor"},
 )
-def list_audit():
+def list_audit() -> Response:
     """Return one page of the audit trail of a doctor, for that doctor or an admin."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.listing_query)
     items, next_cursor = steps.list_audit_trail(database().records(), doctor_id, query)

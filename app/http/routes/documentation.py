@@ -33,7 +33,7 @@ swagger_ui = Blueprint("swagger_ui", __name__, url_prefix="/docs")
 
 
 @swagger_ui.after_request
-def confine_page(response):
+def confine_page(response: Response) -> Response:
     """Let the docs page run only the service's own files, and never inside another site's frame."""
     response.headers["Content-Security-Policy"] = PAGE_POLICY
     response.headers["X-Frame-Options"] = "DENY"
@@ -42,14 +42,14 @@ def confine_page(response):
 
 @swagger_ui.get("/")
 @open_to_all
-def page():
+def page() -> Response:
     """Answer the Swagger UI page, the same whatever Host the request names."""
     return Response(PAGE, mimetype="text/html")
 
 
 @swagger_ui.get("/<asset>")
 @open_to_all
-def asset(asset):
+def asset(asset: str) -> Response:
     """Answer one of the files the page loads; anything else is a 404."""
     if asset in OWN_FILES:
         return send_from_directory(PAGE_FOLDER, asset)
@@ -67,6 +67,6 @@ OPENAPI_RESPONSE = {
 
 @bp.get("/openapi.json")
 @documented(summary="Get this OpenAPI document", tag="docs", public=True, responses={200: OPENAPI_RESPONSE})
-def openapi_document():
+def openapi_document() -> Response:
     """Answer the service's OpenAPI document."""
     return jsonify(build_spec(current_app))

@@ -1,5 +1,5 @@
 """Liveness and readiness probes; neither needs a token."""
-from flask import Blueprint
+from flask import Blueprint, Response
 
 from app.http.answers import response, success
 from app.http.documented import documented
@@ -20,7 +20,7 @@ bp.before_request(refuse_repeated_query_parameters)
 
 @bp.get("/healthz")
 @documented(summary="Check that the process is up", tag="health", public=True, responses={200: ProbeSchema})
-def healthz():
+def healthz() -> Response:
     """Answer while the process runs, without touching the database."""
     return response(success({"status": "ok"}))
 
@@ -28,7 +28,7 @@ def healthz():
 @bp.get("/readyz")
 @documented(summary="Check that the database answers", tag="health", public=True,
             refusals=(DatabaseUnavailable,), responses={200: ProbeSchema, 503: "it did not answer a ping in time"})
-def readyz():
+def readyz() -> Response:
     """Answer 200 when the database answers a ping within the readiness deadline, else 503 (via the errors)."""
     database().ping(READINESS_DEADLINE_S)
     return response(success({"status": "ready"}))

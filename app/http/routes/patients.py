@@ -1,5 +1,5 @@
 """HTTP routes for patients."""
-from flask import Blueprint, request
+from flask import Blueprint, Response, request
 
 from app.http.answers import listing, patient_as_it_stands, patient_created, refusal_answer, response
 from app.http.auth import acting_doctor
@@ -30,6 +30,8 @@ from app.service.refusals import (
     PatientNotFound,
 )
 from app.store.cursors import decode_version_cursor
+from app.store.idempotency_keys import Answer
+from app.store.records import Records
 
 bp = Blueprint("patients", __name__)
 
@@ -64,7 +66,7 @@ ADD_AND_LINK_EXAMPLE = {
 )
 @idempotent
 @audited("appointment.link")
-def add_and_link():
+def add_and_link() -> Response:
     """Create a patient and link it to one of the doctor's free appointments."""
     # The checks run in the documented order; the first that fails answers.
     caller = current_caller()
@@ -77,7 +79,7 @@ def add_and_link():
     fields = schemas.add_and_link_request.load(body)
     appointment_id = fields.pop("appointment_id")
 
-    def add_and_link_steps(records):
+    def add_and_link_steps(records: Records) -> Answer:
         try:
             return patient_created(steps.add_and_link_patient(records, doctor_id, appointment_id, fields))
         except AppointmentNotFoundPatientKept as kept:
@@ -93,7 +95,7 @@ def add_and_link():
     refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
     responses={200: schemas.PatientSchema, 400: "Invalid id or uid"},
 )
-def read_patient(patient_id):
+def read_patient(patient_id: str) -> Response:
     """Return one of the doctor's patients, with its version as its ETag."""
     doctor_id, _ = doctor_and_query(current_caller(), schemas.doctor_query)
     patient = steps.patient_of(database().records(), doctor_id, path_id(patient_id, "patient_id"))
@@ -118,7 +120,7 @@ def read_patient(patient_id):
     },
 )
 @audited("patient.update")
-def correct_patient(patient_id):
+def correct_patient(patient_id: str) -> Response:
     """Apply a merge patch to one of the doctor's patients if it is still at the version the caller read."""
     # The checks run in the documented order; the first that fails answers.
     caller = current_caller()
@@ -137,7 +139,7 @@ def correct_patient(patient_id):
     refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
     responses={200: ListingOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor"},
 )
-def patient_history(patient_id):
+def patient_history(patient_id: str) -> Response:
     """Return one page of a patient's versions, newest first, each the whole record as it was."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.listing_query)
     patient_id = path_id(patient_id, "patient_id")
@@ -153,7 +155,7 @@ def patient_history(patient_id):
     refusals=(MissingDoctorId, NotAllowedForDoctor),
     responses={200: ListingOf(schemas.PatientSchema), 400: "Invalid query parameters or cursor"},
 )
-def list_patients():
+def list_patients() -> Response:
     """Return one page of the doctor's patients, newest first, matching q at the start of a name and dateOfBirth."""
     doctor_id, query = doctor_and_query(current_caller(), schemas.patient_list_query)
     items, next_cursor = steps.list_patients(database().records(), doctor_id, query)
