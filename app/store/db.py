@@ -5,9 +5,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import pymongo
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import PyMongoError
 from pymongo.mongo_client import MongoClient
 
+from app.store import leftovers
 from app.store.exceptions import ReplicaSetRequired
 from app.store.field_encryption import KEY_VAULT, FieldEncryption
 from app.store.idempotency_keys import HeldKey, IdempotencyStore
@@ -22,36 +23,14 @@ from app.store.records import (
     AuditContext,
     Records,
 )
-from app.store.sealing import PLAIN_PATIENTS, UNBOUND, PlainValues, SealedValues, ValueStorage
+from app.store.sealing import PlainValues, SealedValues, ValueStorage
 from app.store.unit_of_work import DURABLE, UnitOfWork
 from config import Config, MasterKey
 
 log = logging.getLogger("clinic.db")
 
-PLAIN_PATIENTS_INDEX = "plain_patients"
-UNBOUND_INDEX = "unbound_sealed"
-INDEX_NOT_FOUND = 27  # MongoDB's error code for dropping an index that is not there
-# The collections holding sealed values, each with this index: only sealed documents, by their mark of being bound,
-# so that a start finds one sealed before values were bound (no mark) in one lookup, however many are bound.
-SEALED_COLLECTIONS = (PATIENTS, PATIENT_VERSIONS, APPOINTMENTS, IDEMPOTENCY)
-UNBOUND_SEALED = pymongo.IndexModel([("bound", 1)], name=UNBOUND_INDEX,
-                                    partialFilterExpression={"sealed": {"$exists": True}})
-
-# The indexes of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing): kept only while
-# such patients may be stored, since each costs the server on every insert of a sealed patient too (the searches' a
-# null entry). Made by every start with encryption off, before it stores any: with it on, a start that finds none
-# of them knows no plain patient was stored since they were dropped.
-PLAIN_PATIENT_INDEXES = [
-    # Only the patients stored plain (each has its first name in plain; no sealed one does): a start asks
-    # whether any remain in one lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
-    pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
-    pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
-    pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
-                       name="doctor_born_newest"),
-]
-
-# Every query the service runs is served by one of these, or PLAIN_PATIENT_INDEXES for plain patients (the link
-# update uses the `_id` index).
+# Every query the service runs is served by one of these, or by leftovers.PLAIN_PATIENT_INDEXES for patients stored
+# plain (the link update uses the `_id` index).
 INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
@@ -59,7 +38,6 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name"),
         pymongo.IndexModel([("doctor_id", 1), ("birth_index", 1), ("created_at", -1), ("_id", -1)],
                            name="doctor_sealed_birth_newest"),
-        UNBOUND_SEALED,
     ],
     APPOINTMENTS: [
         # A list's dated appointments come in index order (a `$type: date` bound on `date`); those another program
@@ -67,14 +45,12 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date"),
         pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)],
                            name="doctor_linked_by_date"),
-        UNBOUND_SEALED,
     ],
     AUDIT: [
         pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),
     ],
     PATIENT_VERSIONS: [
         pymongo.IndexModel([("patient_id", 1), ("version", -1)], name="patient_newest"),
-        UNBOUND_SEALED,
     ],
     KEY_VAULT: [
         # As MongoDB's key vault asks: one data key per name, so two workers starting at once make one key.
@@ -86,7 +62,6 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("key", 1)], name="doctor_key", unique=True),
         # MongoDB deletes keys a day old by itself; lookups also ignore older ones until it does.
         pymongo.IndexModel([("created_at", 1)], name="expire_after_a_day", expireAfterSeconds=IDEMPOTENCY_TTL_SECONDS),
-        UNBOUND_SEALED,
     ],
 }
 
@@ -148,12 +123,12 @@ class ClinicDatabase:
                 return
             for collection, indexes in INDEXES.items():
                 self.db[collection].create_indexes(indexes)
-            plain_patients = self._plain_patients_may_be_stored()
             if self.master_key is None:
+                leftovers.plain_patients_to_be_stored(self.db)
                 self.values = PlainValues()
             else:
                 self.values = SealedValues(FieldEncryption.open(self.db, self.key_vault_client, self.master_key),
-                                           plain_patients=plain_patients,
+                                           plain_patients=self._plain_patients_remain(),
                                            unbound_values=self._unbound_values_remain())
             transactions, bulk_write = server_abilities(self.client)
             self._batched = bulk_write and self._client_bulk_write
@@ -163,33 +138,14 @@ class ClinicDatabase:
 
     def _plain_patients_remain(self) -> bool:
         """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
-        plain = self.db[PATIENTS].find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1)
-        if next(plain, None) is None:
+        if not leftovers.plain_patients_remain(self.db):
             return False
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
         return True
 
-    def _plain_patients_may_be_stored(self) -> bool:
-        """Keep the plain patients' indexes while any may be stored (encryption off, or some left), else drop them."""
-        patients = self.db[PATIENTS]
-        if self.master_key is None:
-            patients.create_indexes(PLAIN_PATIENT_INDEXES)
-            return True
-        kept = {index["name"] for index in patients.list_indexes()}
-        if PLAIN_PATIENTS_INDEX in kept and self._plain_patients_remain():
-            return True
-        for name in kept & {index.document["name"] for index in PLAIN_PATIENT_INDEXES}:
-            try:
-                patients.drop_index(name)
-            except OperationFailure as error:
-                if error.code != INDEX_NOT_FOUND:
-                    raise  # another worker starting at the same time dropped it first: only that is expected
-        return False
-
     def _unbound_values_remain(self) -> bool:
         """Tell whether values sealed before they were bound to their records remain, saying how to bind them."""
-        remaining = [collection for collection in SEALED_COLLECTIONS
-                     if next(self.db[collection].find(UNBOUND, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
+        remaining = leftovers.unbound_values_remain(self.db)
         if not remaining:
             return False
         # Read until then, wherever they are found: only a bound value is refused in another record.

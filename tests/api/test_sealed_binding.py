@@ -6,6 +6,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
+from app.store import leftovers
 from tests.api.test_field_encryption import marked_patient, markers
 from tests.conftest import bearer, make_config
 
@@ -230,7 +231,13 @@ def written_before_binding(app, db, doctor="doctor_old"):
         "_id": key_id, "doctor_id": doctor, "key": "old-key", **values.request_fingerprint("x"), "state": "done",
         "created_at": moment, "claimed_at": moment, "status": 201, "headers": {},
         "sealed": seal_as_before(values, answer)})
+    forget_every_value_was_bound(db)
     return patient_id, appointment_id
+
+
+def forget_every_value_was_bound(db):
+    """Take back a start's note that no value sealed before binding remains: a database from before binding has none."""
+    db[leftovers.STATE].delete_one({"_id": leftovers.EVERY_VALUE_BOUND})
 
 
 def seen_by(app, patient_id, appointment_id, doctor="doctor_old"):
@@ -285,6 +292,7 @@ def test_a_stored_answer_sealed_before_binding_replays_and_is_then_bound_to_its_
     client, name = mongo
     db.idempotency_keys.update_one({"key": "old-answer"}, {"$set": {"sealed": seal_as_before(values, first.get_json())},
                                                            "$unset": {"bound": ""}})
+    forget_every_value_was_bound(db)
     legacy = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name))
 
     replayed = legacy.test_client().post("/patients/add_and_link?uid=doctor_a", json=body, headers=headers)
@@ -345,3 +353,15 @@ def test_encrypt_existing_never_binds_a_copied_value_to_its_copy_when_its_mark_w
                                                    "bound": True}
     response = client.get(f"/patients/{copy}?uid={ATTACKER}", headers=bearer(ATTACKER))
     assert (response.status_code, response.get_json()) == (500, REFUSED)
+
+
+def test_a_start_that_finds_no_value_sealed_before_binding_notes_it_and_keeps_no_index_for_them(client, db, app):
+    patient(client, "Noted1")  # a sealed patient, bound
+
+    assert db[leftovers.STATE].find_one({"_id": leftovers.EVERY_VALUE_BOUND}) is not None
+    assert [collection for collection in leftovers.SEALED_COLLECTIONS
+            if leftovers.UNBOUND_INDEX in db[collection].index_information()] == []
+    # The next start reads the note and looks no further: no index is made again.
+    client, name = app.extensions["clinic.db"].client, app.extensions["clinic.db"].db.name
+    create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name)).extensions["clinic.db"].prepare()
+    assert leftovers.UNBOUND_INDEX not in db.patients.index_information()

@@ -1,0 +1,94 @@
+"""What earlier versions of the service may have left: patients stored plain, and values sealed before binding.
+
+A start looks for each through an index that holds only such records, until one finds none; it then notes that in
+the database (STATE) and drops the index, so that no later write pays for keeping it: an index costs the server on
+every insert, even one it gives no entry. Nothing the service writes now is such a record, except a patient written
+with encryption off, and a start with encryption off takes the note back before it stores any.
+"""
+from typing import Any
+
+import pymongo
+from pymongo.database import Database
+from pymongo.errors import OperationFailure
+
+from app.store.records import APPOINTMENTS, IDEMPOTENCY, PATIENT_VERSIONS, PATIENTS
+from app.store.sealing import PLAIN_PATIENTS, UNBOUND
+
+# One small document per note, by its name; never sharded (see docs/scaling.md).
+STATE = "database_state"
+NO_PLAIN_PATIENTS = "no plain patients"
+EVERY_VALUE_BOUND = "every sealed value bound"
+INDEX_NOT_FOUND = 27  # MongoDB's error code for dropping an index that is not there
+
+PLAIN_PATIENTS_INDEX = "plain_patients"
+# The indexes of patients stored plain (FIELD_ENCRYPTION=off, or not yet sealed by encrypt-existing).
+PLAIN_PATIENT_INDEXES = [
+    # Only the patients stored plain (each has its first name in plain; no sealed one does): looked for in one
+    # lookup of this index, where a scan for them took 3.4 s at 100,000 patients.
+    pymongo.IndexModel([("created_at", 1)], name=PLAIN_PATIENTS_INDEX, partialFilterExpression=PLAIN_PATIENTS),
+    # Their searches: a sealed patient would add an entry of nulls to each.
+    pymongo.IndexModel([("doctor_id", 1), ("name_keys", 1), ("created_at", -1)], name="doctor_name_prefix"),
+    pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
+                       name="doctor_born_newest"),
+]
+
+UNBOUND_INDEX = "unbound_sealed"
+# The collections holding sealed values, each looked for values sealed before binding (without the mark of being
+# bound) through this index of its sealed documents.
+SEALED_COLLECTIONS = (PATIENTS, PATIENT_VERSIONS, APPOINTMENTS, IDEMPOTENCY)
+UNBOUND_SEALED = pymongo.IndexModel([("bound", 1)], name=UNBOUND_INDEX,
+                                    partialFilterExpression={"sealed": {"$exists": True}})
+
+
+def plain_patients_remain(db: Database[dict[str, Any]]) -> bool:
+    """Tell whether patients stored plain remain, keeping their indexes until a start finds none."""
+    if _noted(db, NO_PLAIN_PATIENTS):
+        return False
+    patients = db[PATIENTS]
+    patients.create_indexes(PLAIN_PATIENT_INDEXES)
+    if next(patients.find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1), None) is not None:
+        return True
+    _note(db, NO_PLAIN_PATIENTS)
+    _drop(patients, PLAIN_PATIENT_INDEXES)
+    return False
+
+
+def plain_patients_to_be_stored(db: Database[dict[str, Any]]) -> None:
+    """Take back the note that none remain, then keep their indexes: this start stores patients plain."""
+    db[STATE].delete_one({"_id": NO_PLAIN_PATIENTS})
+    db[PATIENTS].create_indexes(PLAIN_PATIENT_INDEXES)
+
+
+def unbound_values_remain(db: Database[dict[str, Any]]) -> list[str]:
+    """Return the collections where values sealed before binding remain, looking until a start finds none."""
+    if _noted(db, EVERY_VALUE_BOUND):
+        return []
+    for collection in SEALED_COLLECTIONS:
+        db[collection].create_indexes([UNBOUND_SEALED])
+    remaining = [collection for collection in SEALED_COLLECTIONS
+                 if next(db[collection].find(UNBOUND, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
+    if not remaining:
+        _note(db, EVERY_VALUE_BOUND)
+        for collection in SEALED_COLLECTIONS:
+            _drop(db[collection], [UNBOUND_SEALED])
+    return remaining
+
+
+def _noted(db: Database[dict[str, Any]], note: str) -> bool:
+    """Tell whether a start has noted this in the database."""
+    return db[STATE].find_one({"_id": note}) is not None
+
+
+def _note(db: Database[dict[str, Any]], note: str) -> None:
+    """Note this in the database, once however many workers start together."""
+    db[STATE].update_one({"_id": note}, {"$setOnInsert": {"_id": note}}, upsert=True)
+
+
+def _drop(collection: Any, indexes: list[pymongo.IndexModel]) -> None:
+    """Drop these indexes of the collection, those already gone (another worker starting too) aside."""
+    for index in indexes:
+        try:
+            collection.drop_index(index.document["name"])
+        except OperationFailure as error:
+            if error.code != INDEX_NOT_FOUND:
+                raise
