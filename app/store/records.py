@@ -189,10 +189,10 @@ class Records:
         self._audit_context = audit_context
         # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.store.writes).
         self.writes: CommandWrites | BatchedWrites = writes or CommandWrites(db, session)
-        # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
-        # rollback without transactions can undo them.
-        self.inserted: list[tuple[str, ObjectId]] = []
-        self.relinked: list[tuple[ObjectId, ObjectId | None, Any]] = []
+        # What this unit of work inserted (collection, id, doctor), and the appointments whose patient it set as
+        # (id, doctor, set, was), so a rollback without transactions can undo them.
+        self.inserted: list[tuple[str, ObjectId, str]] = []
+        self.relinked: list[tuple[ObjectId, str, ObjectId | None, Any]] = []
 
     @property
     def writes_deferred(self) -> bool:
@@ -202,7 +202,7 @@ class Records:
     def _insert(self, collection: str, document: dict[str, Any]) -> dict[str, Any]:
         """Insert a document and journal it."""
         self.writes.insert(collection, [document])
-        self.inserted.append((collection, document["_id"]))
+        self.inserted.append((collection, document["_id"], document["doctor_id"]))
         return document
 
     def add_patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -375,7 +375,7 @@ class Records:
                                                    "patient_id": None},
                                     {"$set": {"patient_id": object_id(patient_id)}})
         if linked:
-            self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
+            self.relinked.append((object_id(appointment_id), doctor_id, object_id(patient_id), None))
         return linked
 
     def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: Any) -> bool:
@@ -386,7 +386,7 @@ class Records:
                                                   "patient_id": {"$in": [was, patient_id]}},
                                    {"$set": {"patient_id": None}})
         if freed:
-            self.relinked.append((object_id(appointment_id), None, was))
+            self.relinked.append((object_id(appointment_id), doctor_id, None, was))
         return freed
 
     def audit(self, *events: AuditEvent) -> None:
@@ -396,7 +396,7 @@ class Records:
         entries = [audit_entry(self._audit_context, *event) for event in events]
         # One insert for all of a request's records: every command is a round trip inside the transaction.
         self.writes.insert(AUDIT, entries)
-        self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
+        self.inserted.extend((AUDIT, entry["_id"], entry["doctor_id"]) for entry in entries)
 
     def _actor(self) -> str | None:
         """Return who acts in this unit of work, or None outside a request."""
@@ -408,13 +408,13 @@ class Records:
 
     def undo(self) -> None:
         """Put back the patients of the appointments this unit of work linked or freed, then delete its inserts."""
-        for appointment_id, patient_id, was in reversed(self.relinked):
+        for appointment_id, doctor_id, patient_id, was in reversed(self.relinked):
             # Only while still as we set it: never undo what another request has written since.
-            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": patient_id},
+            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "doctor_id": doctor_id, "patient_id": patient_id},
                                               {"$set": {"patient_id": was}}, session=self._session)
         self.relinked.clear()
-        for collection, document_id in reversed(self.inserted):
-            self._db[collection].delete_one({"_id": document_id}, session=self._session)
+        for collection, document_id, doctor_id in reversed(self.inserted):
+            self._db[collection].delete_one({"_id": document_id, "doctor_id": doctor_id}, session=self._session)
         self.inserted.clear()
 
 
