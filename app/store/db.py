@@ -15,6 +15,7 @@ from app.store.rate_limit_storage import RATE_LIMIT_WINDOWS, RATE_LIMIT_WINDOWS_
 from app.store.records import (
     APPOINTMENTS,
     AUDIT,
+    EVERY_DOCTOR,
     IDEMPOTENCY,
     IDEMPOTENCY_TTL_SECONDS,
     PATIENT_VERSIONS,
@@ -154,7 +155,9 @@ class ClinicDatabase:
 
     def _plain_patients_remain(self) -> bool:
         """Tell whether patients written before field encryption remain, saying how to encrypt them if so."""
-        plain = self.db[PATIENTS].find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1)
+        # Across every doctor, so every shard of a sharded cluster: once per start, one index lookup each.
+        query = {**PLAIN_PATIENTS, "$comment": EVERY_DOCTOR}
+        plain = self.db[PATIENTS].find(query, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1)
         if next(plain, None) is None:
             return False
         log.warning("patients stored unencrypted remain: run `flask --app wsgi encrypt-existing`")
@@ -162,8 +165,9 @@ class ClinicDatabase:
 
     def _unbound_values_remain(self) -> bool:
         """Tell whether values sealed before they were bound to their records remain, saying how to bind them."""
+        query = {**UNBOUND, "$comment": EVERY_DOCTOR}
         remaining = [collection for collection in SEALED_COLLECTIONS
-                     if next(self.db[collection].find(UNBOUND, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
+                     if next(self.db[collection].find(query, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
         if not remaining:
             return False
         # Read until then, wherever they are found: only a bound value is refused in another record.
