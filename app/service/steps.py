@@ -28,14 +28,15 @@ def add_and_link_patient(records: Records, doctor_id: str, appointment_id: str,
     # the doctor's free appointment, so it stands for them. If it matched nothing, the unit of work runs these steps
     # again one command at a time, and the checks below say which refusal it was, in the documented order.
     if not records.writes_deferred:
-        appointment = records.find_appointment(appointment_id)
-        # 2. Find Appointment; if there is none, the patient is kept and handed back, so the caller can link it later.
+        appointment = records.find_appointment(appointment_id, doctor_id)
         if appointment is None:
-            records.audit(("patient.create", PATIENT_KEPT, {"patient_id": patient["_id"],
-                                                            "appointment_id": appointment_id}))
-            raise AppointmentNotFoundPatientKept(patient)
-        # 3. Verify Ownership.
-        if appointment.get("doctor_id") != doctor_id:
+            # 2. Find Appointment; if there is none, the patient is kept and handed back, so the caller can link it
+            # later.
+            if not records.appointment_exists(appointment_id):
+                records.audit(("patient.create", PATIENT_KEPT, {"patient_id": patient["_id"],
+                                                                "appointment_id": appointment_id}))
+                raise AppointmentNotFoundPatientKept(patient)
+            # 3. Verify Ownership: it exists, and it is not this doctor's.
             raise NotAppointmentOwner()
         # 4. Check Availability.
         if appointment.get("patient_id") is not None:
@@ -155,21 +156,21 @@ def changed_fields(before: dict[str, Any], after: dict[str, Any], prefix: str = 
     return changed
 
 
+# The doctor's record is read on the doctor's own shard. Only when it is not there is the record looked for across
+# every doctor (on a sharded cluster, every shard), to tell another doctor's (403) from none at all (404).
+
+
 def appointment_of(records: Records, doctor_id: str, appointment_id: str) -> dict[str, Any]:
     """Return the doctor's appointment, refusing one that does not exist or is another doctor's."""
-    appointment = records.find_appointment(appointment_id)
+    appointment = records.find_appointment(appointment_id, doctor_id)
     if appointment is None:
-        raise AppointmentNotFound()
-    if appointment.get("doctor_id") != doctor_id:
-        raise NotAppointmentOwner()
+        raise NotAppointmentOwner() if records.appointment_exists(appointment_id) else AppointmentNotFound()
     return appointment
 
 
 def patient_of(records: Records, doctor_id: str, patient_id: str) -> dict[str, Any]:
     """Return the doctor's patient, refusing one that does not exist or is another doctor's."""
-    patient = records.find_patient(patient_id)
+    patient = records.find_patient(patient_id, doctor_id)
     if patient is None:
-        raise PatientNotFound()
-    if patient["doctor_id"] != doctor_id:
-        raise NotPatientOwner()
+        raise NotPatientOwner() if records.patient_exists(patient_id) else PatientNotFound()
     return patient

@@ -29,6 +29,12 @@ from config import Config, MasterKey
 
 log = logging.getLogger("clinic.db")
 
+# The collections a sharded cluster splits by doctor, on this key (docs/scaling.md): every command on them names one
+# doctor, and each unique index among theirs starts with the key. The key vault, the search key, the rate-limit
+# windows and the database's notes (leftovers.STATE) stay unsharded.
+SHARD_KEY = "doctor_id"
+SHARDED_BY_DOCTOR = (PATIENTS, APPOINTMENTS, AUDIT, PATIENT_VERSIONS, IDEMPOTENCY)
+
 # Every query the service runs is served by one of these, or by leftovers.PLAIN_PATIENT_INDEXES for patients stored
 # plain (the link update uses the `_id` index).
 INDEXES = {
@@ -50,7 +56,9 @@ INDEXES = {
         pymongo.IndexModel([("doctor_id", 1), ("at", -1), ("_id", -1)], name="doctor_newest"),
     ],
     PATIENT_VERSIONS: [
-        pymongo.IndexModel([("patient_id", 1), ("version", -1)], name="patient_newest"),
+        # doctor_id first, as every query on it names the doctor (a sharded cluster routes by it); a new name, since
+        # an index's keys cannot change under the name it has (a database from before keeps `patient_newest`).
+        pymongo.IndexModel([("doctor_id", 1), ("patient_id", 1), ("version", -1)], name="doctor_patient_newest"),
     ],
     KEY_VAULT: [
         # As MongoDB's key vault asks: one data key per name, so two workers starting at once make one key.

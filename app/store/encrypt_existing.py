@@ -1,18 +1,30 @@
 """Seal in place the patient values written before field encryption, and bind those sealed before values were bound
-to their records: idempotent, resumable, safe beside traffic."""
+to their records: idempotent, resumable, safe beside traffic.
+
+Its scans and counts read every doctor's records (on a sharded cluster, every shard); each document it changes is
+changed by a write naming its doctor, routed to that doctor's shard."""
 from typing import Any
 
 from pymongo.database import Database
 
-from app.store.records import APPOINTMENTS, IDEMPOTENCY, INTERNAL_PATIENT_FIELDS, PATIENT_VERSIONS, PATIENTS
-from app.store.sealing import PLAIN_SEARCH_FIELDS, UNBOUND, PlainValues, SealedValues
+from app.store.records import (
+    APPOINTMENTS,
+    EVERY_DOCTOR,
+    IDEMPOTENCY,
+    INTERNAL_PATIENT_FIELDS,
+    PATIENT_VERSIONS,
+    PATIENTS,
+)
+from app.store.sealing import PLAIN_SEARCH_FIELDS, PlainValues, SealedValues
+from app.store.sealing import UNBOUND as UNBOUND_VALUES
 
 PLAIN = PlainValues()
 # What is still plain in each collection: documents without a sealed value (answers: a plain body or digest).
-NOT_SEALED = {"sealed": {"$exists": False}}
-PLAIN_ANSWERS = {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}]}
+NOT_SEALED = {"sealed": {"$exists": False}, "$comment": EVERY_DOCTOR}
+PLAIN_ANSWERS = {"$or": [{"body": {"$exists": True}}, {"fingerprint": {"$exists": True}}], "$comment": EVERY_DOCTOR}
 # Appointments written before encryption with a reason for the visit in plain.
 PLAIN_REASONS = {"reason": {"$exists": True}, **NOT_SEALED}
+UNBOUND = {**UNBOUND_VALUES, "$comment": EVERY_DOCTOR}
 # The kind of sealed value each collection holds (app.store.sealing.RECORD_FIELDS says what binds it).
 SEALED_KINDS = {PATIENTS: "patient", PATIENT_VERSIONS: "version", IDEMPOTENCY: "answer", APPOINTMENTS: "appointment"}
 
@@ -45,7 +57,8 @@ def _bind(db: Database[dict[str, Any]], values: SealedValues, collection: str, s
     """Bind one sealed value to its record unless its record changed since it was read; tell whether it was bound."""
     update = values.rebound(SEALED_KINDS[collection], stored)
     # The very value read: any change since (the service's, which binds it) re-sealed it, and is left as it is.
-    result = db[collection].update_one({"_id": stored["_id"], "sealed": stored["sealed"]}, {"$set": update})
+    result = db[collection].update_one(
+        {"_id": stored["_id"], "doctor_id": stored.get("doctor_id"), "sealed": stored["sealed"]}, {"$set": update})
     return result.modified_count if "sealed" in update else 0
 
 
@@ -65,7 +78,8 @@ def _seal_patient(db: Database[dict[str, Any]], values: SealedValues, stored: di
     plain_names = dict.fromkeys((*fields, *PLAIN_SEARCH_FIELDS), "")
     # Every change moves the version on: matching the version read means nothing was changed since.
     result = db[PATIENTS].update_one(
-        {"_id": stored["_id"], "sealed": {"$exists": False}, "version": stored.get("version")},
+        {"_id": stored["_id"], "doctor_id": stored["doctor_id"], "sealed": {"$exists": False},
+         "version": stored.get("version")},
         {"$set": values.patient(stored["_id"], stored["doctor_id"], fields), "$unset": plain_names})
     return result.modified_count
 
@@ -73,7 +87,7 @@ def _seal_patient(db: Database[dict[str, Any]], values: SealedValues, stored: di
 def _seal_version(db: Database[dict[str, Any]], values: SealedValues, stored: dict[str, Any]) -> int:
     """Seal one plain earlier version (versions never change)."""
     result = db[PATIENT_VERSIONS].update_one(
-        {"_id": stored["_id"], "sealed": {"$exists": False}},
+        {"_id": stored["_id"], "doctor_id": stored["doctor_id"], "sealed": {"$exists": False}},
         {"$set": values.version(stored["patient_id"], stored["doctor_id"], stored["version"],
                                 PLAIN.version_fields(stored)),
          "$unset": {"patient": ""}})
@@ -84,7 +98,7 @@ def _seal_appointment(db: Database[dict[str, Any]], values: SealedValues, stored
     """Seal one appointment's reason for the visit (a link changes only its patient, never its reason)."""
     private = {name: stored[name] for name in ("reason",) if name in stored}
     result = db[APPOINTMENTS].update_one(
-        {"_id": stored["_id"], "sealed": {"$exists": False}, **private},
+        {"_id": stored["_id"], "doctor_id": stored["doctor_id"], "sealed": {"$exists": False}, **private},
         {"$set": values.appointment(stored["_id"], stored["doctor_id"], private), "$unset": dict.fromkeys(private, "")})
     return result.modified_count
 
@@ -99,5 +113,6 @@ def _seal_answer(db: Database[dict[str, Any]], values: SealedValues, stored: dic
         update["$set"].update(values.request_fingerprint(stored["fingerprint"]))
         update["$unset"]["fingerprint"] = ""
     result = db[IDEMPOTENCY].update_one(
-        {"_id": stored["_id"], "state": stored["state"], "claimed_at": stored["claimed_at"]}, update)
+        {"_id": stored["_id"], "doctor_id": stored["doctor_id"], "state": stored["state"],
+         "claimed_at": stored["claimed_at"]}, update)
     return result.modified_count

@@ -39,7 +39,7 @@ class Claim:
 
     def is_ours(self) -> dict[str, Any]:
         """Return the filter that matches the key's record only while this request still holds it."""
-        return {"_id": self.record_id, "state": "running", "claimed_at": self.claimed_at}
+        return {"_id": self.record_id, "doctor_id": self.doctor_id, "state": "running", "claimed_at": self.claimed_at}
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,8 @@ class IdempotencyStore:
             if existing is None:
                 continue
             if _aware(existing["created_at"]) < moment - TTL:
-                self._keys.delete_one({"_id": existing["_id"], "created_at": existing["created_at"]})
+                self._keys.delete_one({"_id": existing["_id"], "doctor_id": doctor_id,
+                                       "created_at": existing["created_at"]})
                 continue
             if self._take_over_abandoned(existing, fingerprint, moment):
                 return Claim(existing["_id"], doctor_id, moment)
@@ -107,7 +108,8 @@ class IdempotencyStore:
         if _aware(existing["claimed_at"]) > moment - ABANDONED_AFTER:
             return False
         taken = self._keys.update_one(
-            {"_id": existing["_id"], "state": "running", "claimed_at": existing["claimed_at"]},
+            {"_id": existing["_id"], "doctor_id": existing["doctor_id"], "state": "running",
+             "claimed_at": existing["claimed_at"]},
             {"$set": {"claimed_at": moment}},
         )
         return taken.modified_count == 1

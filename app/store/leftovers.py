@@ -11,7 +11,7 @@ import pymongo
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from app.store.records import APPOINTMENTS, IDEMPOTENCY, PATIENT_VERSIONS, PATIENTS
+from app.store.records import APPOINTMENTS, EVERY_DOCTOR, IDEMPOTENCY, PATIENT_VERSIONS, PATIENTS
 from app.store.sealing import PLAIN_PATIENTS, UNBOUND
 
 # One small document per note, by its name; never sharded (see docs/scaling.md).
@@ -46,7 +46,9 @@ def plain_patients_remain(db: Database[dict[str, Any]]) -> bool:
         return False
     patients = db[PATIENTS]
     patients.create_indexes(PLAIN_PATIENT_INDEXES)
-    if next(patients.find(PLAIN_PATIENTS, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1), None) is not None:
+    # Across every doctor, so every shard of a sharded cluster: once per start, one index lookup each.
+    query = {**PLAIN_PATIENTS, "$comment": EVERY_DOCTOR}
+    if next(patients.find(query, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1), None) is not None:
         return True
     _note(db, NO_PLAIN_PATIENTS)
     _drop(patients, PLAIN_PATIENT_INDEXES)
@@ -65,8 +67,9 @@ def unbound_values_remain(db: Database[dict[str, Any]]) -> list[str]:
         return []
     for collection in SEALED_COLLECTIONS:
         db[collection].create_indexes([UNBOUND_SEALED])
+    query = {**UNBOUND, "$comment": EVERY_DOCTOR}
     remaining = [collection for collection in SEALED_COLLECTIONS
-                 if next(db[collection].find(UNBOUND, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
+                 if next(db[collection].find(query, {"_id": 1}).hint(UNBOUND_INDEX).limit(1), None)]
     if not remaining:
         _note(db, EVERY_VALUE_BOUND)
         for collection in SEALED_COLLECTIONS:

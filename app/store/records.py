@@ -32,6 +32,12 @@ IDEMPOTENCY = "idempotency_keys"
 PATIENT_VERSIONS = "patient_versions"
 FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
+# On a cluster sharded on doctor_id (docs/scaling.md) a read that names no one doctor goes to every shard. The few
+# that must look across doctors carry one of these in their filter ($comment), so that the server's log and profiler,
+# and tests/shard_routing.py, tell them from a read that lost its doctor_id by mistake.
+WHOSE_RECORD = "clinic: whose record is this (a refused request: 403 or 404)"
+EVERY_DOCTOR = "clinic: every doctor's records (a start's check or an operator command)"
+ACROSS_DOCTORS = (WHOSE_RECORD, EVERY_DOCTOR)
 # Kept for queries, never shown: the creation time (newest first); how its values are stored is app.store.sealing's.
 # Kept for versions, never shown in a patient's body: its version (the ETag), and when and by whom it was last changed.
 VERSION_FIELDS = ("version", "updated_at", "updated_by")
@@ -183,10 +189,10 @@ class Records:
         self._audit_context = audit_context
         # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.store.writes).
         self.writes: CommandWrites | BatchedWrites = writes or CommandWrites(db, session)
-        # What this unit of work inserted, and the appointments whose patient it set as (id, set, was), so a
-        # rollback without transactions can undo them.
-        self.inserted: list[tuple[str, ObjectId]] = []
-        self.relinked: list[tuple[ObjectId, ObjectId | None, Any]] = []
+        # What this unit of work inserted (collection, id, doctor), and the appointments whose patient it set as
+        # (id, doctor, set, was), so a rollback without transactions can undo them.
+        self.inserted: list[tuple[str, ObjectId, str]] = []
+        self.relinked: list[tuple[ObjectId, str, ObjectId | None, Any]] = []
 
     @property
     def writes_deferred(self) -> bool:
@@ -196,7 +202,7 @@ class Records:
     def _insert(self, collection: str, document: dict[str, Any]) -> dict[str, Any]:
         """Insert a document and journal it."""
         self.writes.insert(collection, [document])
-        self.inserted.append((collection, document["_id"]))
+        self.inserted.append((collection, document["_id"], document["doctor_id"]))
         return document
 
     def add_patient(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
@@ -210,10 +216,20 @@ class Records:
         return {"_id": str(document["_id"]), "doctor_id": doctor_id, **fields, "version": FIRST_VERSION,
                 "updated_at": moment, "updated_by": actor}
 
-    def find_patient(self, patient_id: str) -> dict[str, Any] | None:
-        """Return the patient with this id, with its version, or None."""
-        stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id)}, session=self._session)
+    def find_patient(self, patient_id: str, doctor_id: str) -> dict[str, Any] | None:
+        """Return this doctor's patient with this id, with its version, or None."""
+        stored = self._db[PATIENTS].find_one({"_id": object_id(patient_id), "doctor_id": doctor_id},
+                                             session=self._session)
         return None if stored is None else checked(PATIENTS, stored, lambda found: patient_record(found, self._values))
+
+    def patient_exists(self, patient_id: str) -> bool:
+        """Tell whether a patient with this id exists, whoever's it is (a read across doctors: every shard)."""
+        return self._exists(PATIENTS, patient_id)
+
+    def _exists(self, collection: str, record_id: str) -> bool:
+        """Tell whether a record with this id exists in the collection, whoever's it is."""
+        query = {"_id": object_id(record_id), "$comment": WHOSE_RECORD}
+        return self._db[collection].find_one(query, {"_id": 1}, session=self._session) is not None
 
     def correct_patient(self, patient: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any] | None:
         """Replace the patient's own fields if it is still at the version read, keeping that version in its history.
@@ -338,11 +354,17 @@ class Records:
         cursor = self._db[collection].find(query, session=self._session)
         return list(cursor.sort([(field, direction), ("_id", direction)]).limit(count))
 
-    def find_appointment(self, appointment_id: str) -> dict[str, Any] | None:
-        """Return the appointment with this id, or None."""
-        stored = self._db[APPOINTMENTS].find_one({"_id": object_id(appointment_id)}, session=self._session)
+    def find_appointment(self, appointment_id: str, doctor_id: str) -> dict[str, Any] | None:
+        """Return this doctor's appointment with this id, or None."""
+        # exactly: an appointment another program stored with a list of doctors holding this one is not theirs.
+        stored = self._db[APPOINTMENTS].find_one({"_id": object_id(appointment_id), "doctor_id": exactly(doctor_id)},
+                                                 session=self._session)
         return None if stored is None else checked(APPOINTMENTS, stored,
                                                    lambda found: public_appointment(found, self._values))
+
+    def appointment_exists(self, appointment_id: str) -> bool:
+        """Tell whether an appointment with this id exists, whoever's it is (a read across doctors: every shard)."""
+        return self._exists(APPOINTMENTS, appointment_id)
 
     def link_patient(self, appointment_id: str, doctor_id: str, patient_id: str) -> bool:
         """Set the appointment's patient if it is still this doctor's and still free; tell whether it was."""
@@ -353,7 +375,7 @@ class Records:
                                                    "patient_id": None},
                                     {"$set": {"patient_id": object_id(patient_id)}})
         if linked:
-            self.relinked.append((object_id(appointment_id), object_id(patient_id), None))
+            self.relinked.append((object_id(appointment_id), doctor_id, object_id(patient_id), None))
         return linked
 
     def unlink_patient(self, appointment_id: str, doctor_id: str, patient_id: Any) -> bool:
@@ -364,7 +386,7 @@ class Records:
                                                   "patient_id": {"$in": [was, patient_id]}},
                                    {"$set": {"patient_id": None}})
         if freed:
-            self.relinked.append((object_id(appointment_id), None, was))
+            self.relinked.append((object_id(appointment_id), doctor_id, None, was))
         return freed
 
     def audit(self, *events: AuditEvent) -> None:
@@ -374,7 +396,7 @@ class Records:
         entries = [audit_entry(self._audit_context, *event) for event in events]
         # One insert for all of a request's records: every command is a round trip inside the transaction.
         self.writes.insert(AUDIT, entries)
-        self.inserted.extend((AUDIT, entry["_id"]) for entry in entries)
+        self.inserted.extend((AUDIT, entry["_id"], entry["doctor_id"]) for entry in entries)
 
     def _actor(self) -> str | None:
         """Return who acts in this unit of work, or None outside a request."""
@@ -386,13 +408,13 @@ class Records:
 
     def undo(self) -> None:
         """Put back the patients of the appointments this unit of work linked or freed, then delete its inserts."""
-        for appointment_id, patient_id, was in reversed(self.relinked):
+        for appointment_id, doctor_id, patient_id, was in reversed(self.relinked):
             # Only while still as we set it: never undo what another request has written since.
-            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "patient_id": patient_id},
+            self._db[APPOINTMENTS].update_one({"_id": appointment_id, "doctor_id": doctor_id, "patient_id": patient_id},
                                               {"$set": {"patient_id": was}}, session=self._session)
         self.relinked.clear()
-        for collection, document_id in reversed(self.inserted):
-            self._db[collection].delete_one({"_id": document_id}, session=self._session)
+        for collection, document_id, doctor_id in reversed(self.inserted):
+            self._db[collection].delete_one({"_id": document_id, "doctor_id": doctor_id}, session=self._session)
         self.inserted.clear()
 
 

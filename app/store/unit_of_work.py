@@ -111,5 +111,5 @@ class UnitOfWork:
             with pymongo.timeout(self._timeout_s):
                 records.undo()
         except PyMongoError as error:
-            left = ",".join(f"{collection}/{document_id}" for collection, document_id in records.inserted)
+            left = ",".join(f"{collection}/{document_id}" for collection, document_id, _ in records.inserted)
             log.error("rollback failed (%s); left behind: %s", type(error).__name__, left)

@@ -29,9 +29,14 @@ class FakeRecords:
         self.patients[patient["_id"]] = patient
         return patient
 
-    def find_appointment(self, appointment_id):
+    def find_appointment(self, appointment_id, doctor_id):
         self.calls.append("find_appointment")
-        return self.appointments.get(appointment_id)
+        appointment = self.appointments.get(appointment_id)
+        return appointment if appointment is not None and appointment["doctor_id"] == doctor_id else None
+
+    def appointment_exists(self, appointment_id):
+        self.calls.append("appointment_exists")
+        return appointment_id in self.appointments
 
     def audit(self, *events):
         self.audits.extend(events)
@@ -98,7 +103,8 @@ def test_another_doctors_appointment_is_refused_before_checking_availability():
     with pytest.raises(NotAppointmentOwner):
         steps.add_and_link_patient(records, "doc", APPOINTMENT, {"firstName": "J", "lastName": "S"})
 
-    assert records.calls == ["add_patient", "find_appointment"]
+    # Only then, its own appointment not found, is the appointment looked for across doctors.
+    assert records.calls == ["add_patient", "find_appointment", "appointment_exists"]
     assert records.audits == []
 
 
