@@ -181,12 +181,15 @@ class Records:
 
     def __init__(self, db: Database[dict[str, Any]], values: ValueStorage, session: ClientSession | None = None,
                  audit_context: AuditContext | None = None,
-                 writes: CommandWrites | BatchedWrites | None = None) -> None:
+                 writes: CommandWrites | BatchedWrites | None = None, audit_id: ObjectId | None = None) -> None:
         self._db = db
         # How patient values are stored: sealed (app.store.sealing.SealedValues) or plain.
         self._values = values
         self._session = session
         self._audit_context = audit_context
+        # The id of this unit's first audit record, the same in every attempt of its transaction: finding it tells a
+        # retry that an earlier attempt committed (app.store.unit_of_work).
+        self._audit_id = audit_id
         # How writes reach the server: one command each, or one bulkWrite for the whole unit (app.store.writes).
         self.writes: CommandWrites | BatchedWrites = writes or CommandWrites(db, session)
         # What this unit of work inserted (collection, id, doctor), and the appointments whose patient it set as
@@ -394,9 +397,18 @@ class Records:
         if self._audit_context is None or not events:
             return
         entries = [audit_entry(self._audit_context, *event) for event in events]
+        if self._audit_id is not None:
+            entries[0]["_id"], self._audit_id = self._audit_id, None
         # One insert for all of a request's records: every command is a round trip inside the transaction.
         self.writes.insert(AUDIT, entries)
         self.inserted.extend((AUDIT, entry["_id"], entry["doctor_id"]) for entry in entries)
+
+    def audited(self, audit_id: ObjectId) -> bool:
+        """Tell whether the audit record with this id is in the trail, as this unit reads it."""
+        assert self._audit_context is not None, "only an audited unit of work has audit records to look for"
+        found = self._db[AUDIT].find_one({"_id": audit_id, "doctor_id": self._audit_context.doctor_id}, {"_id": 1},
+                                         session=self._session)
+        return found is not None
 
     def _actor(self) -> str | None:
         """Return who acts in this unit of work, or None outside a request."""

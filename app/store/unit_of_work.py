@@ -4,6 +4,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import pymongo
+from bson import ObjectId
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import PyMongoError
@@ -86,11 +87,19 @@ class UnitOfWork:
                      batched: bool) -> Outcome:
         """Run the steps in one transaction, their writes batched or not; if they raise, it is aborted."""
 
+        # An attempt whose commit was sent but not answered (the server restarted, the connection dropped) may have
+        # committed: the driver then runs the transaction again. Its first audit record, written by every attempt
+        # under one id, tells: if it is there, that attempt's outcome is this unit's, and nothing runs twice.
+        audit_id, sent_to_commit = ObjectId(), list[Outcome]()
+
         def attempt(bound: ClientSession) -> Outcome:
             writes = BatchedWrites(self._client, self._db, bound) if batched else CommandWrites(self._db, bound)
-            records = Records(self._db, self._values, bound, self._audit_context, writes)
+            records = Records(self._db, self._values, bound, self._audit_context, writes, audit_id)
+            if sent_to_commit and self._audit_context is not None and records.audited(audit_id):
+                return sent_to_commit[-1]
             outcome = self._outcome(transaction, records)
             writes.flush()
+            sent_to_commit.append(outcome)
             return outcome
 
         return session.with_transaction(attempt, write_concern=DURABLE)
