@@ -68,7 +68,7 @@ microbench: $(STAMP)
 	$(VENV)/bin/python -m pytest bench/micro --benchmark-timer=time.process_time \
 		--benchmark-columns=median,iqr,min,rounds --benchmark-sort=name $(PYTEST_ARGS)
 
-# Not part of `make test` either, which runs it for 20 seconds (tests/test_chaos.py).
+# Not part of `make test` either, which runs it for 20 seconds (tests/scripts/test_chaos.py).
 chaos: export CHAOS_SECONDS := $(CHAOS_SECONDS)
 chaos: $(STAMP)
 	$(VENV)/bin/python scripts/chaos.py
