@@ -21,12 +21,14 @@ SLOW_PER_KIND = 15  # of each framing, with a token and without: 60 in all
 TIMED_OUT = {"success": False, "error": "Request body not received in time"}
 NO_TOKEN = {"success": False, "error": "Missing bearer token"}
 FRAMINGS = ("chunked", "length")
-# Every route that takes a body, with a path that reaches it.
+# Every route that takes a body, with a path that reaches it; the ids are fixed, so that the tests are named the
+# same in every process that collects them (pytest-xdist's workers).
+NO_SUCH_RECORD = "6b1000000000000000000001"
 BODY_ROUTES = (
     ("POST", "/patients/add_and_link?uid=doc_body"),
-    ("PATCH", f"/patients/{ObjectId()}?uid=doc_body"),
+    ("PATCH", f"/patients/{NO_SUCH_RECORD}?uid=doc_body"),
     ("POST", "/appointments?uid=doc_body"),
-    ("PUT", f"/appointments/{ObjectId()}/patient?uid=doc_body"),
+    ("PUT", f"/appointments/{NO_SUCH_RECORD}/patient?uid=doc_body"),
 )
 
 
