@@ -1,4 +1,5 @@
 """Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
+import collections
 import copy
 import threading
 import time
@@ -8,6 +9,7 @@ import jwt
 import mongomock
 import pymongo
 import pytest
+from _pytest.nodeid import NodeId
 from bson import ObjectId
 
 from app import create_app
@@ -96,11 +98,20 @@ def standalone_server(tmp_path_factory):
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock."""
+    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock, and give every test
+    an id of its own."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec and callspec.params.get("backend", "mongomock") != "mongomock":
             item.add_marker(pytest.mark.realdb)
+        if item.nodeid.rpartition("::")[2] != item.name:
+            # schemathesis names each operation's test `test_...[GET /healthz]`, but pytest 9.2 builds the node id
+            # from the function's bare name, so the operations would share one id, and a parallel run, which
+            # hands out tests by id, would run one of them. pytest has no public way to set an id.
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
+    shared = [nodeid for nodeid, count in collections.Counter(item.nodeid for item in items).items() if count > 1]
+    if shared:
+        raise pytest.UsageError(f"tests share a node id, so a parallel run would run one of each: {shared[:3]}")
 
 
 @pytest.fixture(params=BACKENDS)
