@@ -82,19 +82,30 @@ def bearer(sub="doctor_a", **kwargs):
 
 
 @pytest.fixture(scope="session")
-def replica_set_server(tmp_path_factory):
-    """A real server advertising a single-node replica set: transactions are used."""
-    server = SecantusServer(tmp_path_factory.mktemp("rs") / "data").start()
-    yield server
-    server.stop()
+def session_servers():
+    """The session's servers, stopped together at its end: each takes a second or two to close its storage."""
+    servers = []
+    yield servers
+    for server in servers:
+        server.process.terminate()
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def standalone_server(tmp_path_factory):
+def replica_set_server(tmp_path_factory, session_servers):
+    """A real server advertising a single-node replica set: transactions are used."""
+    server = SecantusServer(tmp_path_factory.mktemp("rs") / "data").start()
+    session_servers.append(server)
+    return server
+
+
+@pytest.fixture(scope="session")
+def standalone_server(tmp_path_factory, session_servers):
     """A real server advertising a standalone topology: no transactions."""
     server = SecantusServer(tmp_path_factory.mktemp("standalone") / "data", standalone=True).start()
-    yield server
-    server.stop()
+    session_servers.append(server)
+    return server
 
 
 def pytest_collection_modifyitems(items):
