@@ -109,8 +109,8 @@ def standalone_server(tmp_path_factory, session_servers):
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock, and give every test
-    an id of its own."""
+    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock, give every test an
+    id of its own, then order the files: the longest and the slow ones first, each file's tests together."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec and callspec.params.get("backend", "mongomock") != "mongomock":
@@ -123,6 +123,18 @@ def pytest_collection_modifyitems(items):
     shared = [nodeid for nodeid, count in collections.Counter(item.nodeid for item in items).items() if count > 1]
     if shared:
         raise pytest.UsageError(f"tests share a node id, so a parallel run would run one of each: {shared[:3]}")
+    # `make test` hands whole files to parallel workers in this order. The longest (20 s of make chaos, the fuzzer
+    # against gunicorn, the bench: those that ask for a longer timeout) start at once, then the other slow ones,
+    # rather than last, with the other workers idle until they end.
+    longest, slow, first_seen = {}, set(), {}
+    for index, item in enumerate(items):
+        timeout = item.get_closest_marker("timeout")
+        seconds = (timeout.args[0] if timeout.args else timeout.kwargs.get("timeout", 0)) if timeout else 0
+        longest[item.path] = max(longest.get(item.path, 0), seconds)
+        if item.get_closest_marker("slow"):
+            slow.add(item.path)
+        first_seen.setdefault(item.path, index)
+    items.sort(key=lambda item: (-longest[item.path], item.path not in slow, first_seen[item.path]))
 
 
 @pytest.fixture(params=BACKENDS)
