@@ -2,6 +2,9 @@
 PYTHON ?= python3
 VENV ?= .venv
 PYTEST_ARGS ?=
+# pytest-xdist processes for `make test` (0: one process). More than the two cores a machine here has: much of the
+# suite waits on servers, sockets and deadlines.
+TEST_WORKERS ?= 4
 ROLES ?=
 TTL ?= 3600
 CHAOS_SECONDS ?= 120
@@ -25,7 +28,8 @@ help:
 	@echo "    FIELD_ENCRYPTION_KEY=   the master key (unset: instance/field_encryption_key, made on the first run)"
 	@echo "    CLINIC_INSTANCE_DIR=instance  where the secret, the master key and the database live (tests)"
 	@echo "    and every setting of docs/operations.md's Configuration (LOG_LEVEL, CORS_ORIGINS, ...)"
-	@echo "make test              lint (ruff), import rule (lint-imports), types (mypy), then the tests (PYTEST_ARGS=...)"
+	@echo "make test              lint (ruff), import rule (lint-imports), types (mypy), then the tests in 4 processes"
+	@echo "                       (TEST_WORKERS=4, PYTEST_ARGS=...)"
 	@echo "make bench             measure the service against a plain add_and_link, then mixed traffic (bench/README.md)"
 	@echo "make microbench        time the service's own steps of add_and_link (pytest-benchmark, bench/micro)"
 	@echo "make chaos             mixed traffic while workers and the database are killed and failpoints armed,"
@@ -53,12 +57,13 @@ run: $(STAMP)
 	$(VENV)/bin/python scripts/run_dev.py
 
 # Lint, the layers' import rule and the app's types first (ruff.toml, .importlinter, mypy.ini): no minute of tests
-# is spent on code that fails them.
+# is spent on code that fails them. Each worker takes whole files (a module's gunicorn starts once) and starts
+# its own database servers; tests/conftest.py puts the longest files first.
 test: $(STAMP)
 	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy --no-error-summary
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # Neither is part of `make test`. bench takes about 4.5 minutes, wants a quiet machine and writes bench/RESULTS.md.
 bench: $(STAMP)
@@ -68,7 +73,7 @@ microbench: $(STAMP)
 	$(VENV)/bin/python -m pytest bench/micro --benchmark-timer=time.process_time \
 		--benchmark-columns=median,iqr,min,rounds --benchmark-sort=name $(PYTEST_ARGS)
 
-# Not part of `make test` either, which runs it for 20 seconds (tests/test_chaos.py).
+# Not part of `make test` either, which runs it for 20 seconds (tests/scripts/test_chaos.py).
 chaos: export CHAOS_SECONDS := $(CHAOS_SECONDS)
 chaos: $(STAMP)
 	$(VENV)/bin/python scripts/chaos.py

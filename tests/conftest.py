@@ -1,4 +1,5 @@
 """Fixtures: the app over mongomock and over real servers (replica set and standalone), tokens, data."""
+import collections
 import copy
 import threading
 import uuid
@@ -6,6 +7,7 @@ import uuid
 import mongomock
 import pymongo
 import pytest
+from _pytest.nodeid import NodeId
 from bson import ObjectId
 
 from app import create_app
@@ -73,27 +75,59 @@ def bearer(sub="doctor_a", **kwargs):
 
 
 @pytest.fixture(scope="session")
-def replica_set_server(tmp_path_factory):
-    """A real server advertising a single-node replica set: transactions are used."""
-    server = SecantusServer(tmp_path_factory.mktemp("rs") / "data").start()
-    yield server
-    server.stop()
+def session_servers():
+    """The session's servers, stopped together at its end: each takes a second or two to close its storage."""
+    servers = []
+    yield servers
+    for server in servers:
+        server.process.terminate()
+    for server in servers:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
-def standalone_server(tmp_path_factory):
+def replica_set_server(tmp_path_factory, session_servers):
+    """A real server advertising a single-node replica set: transactions are used."""
+    server = SecantusServer(tmp_path_factory.mktemp("rs") / "data").start()
+    session_servers.append(server)
+    return server
+
+
+@pytest.fixture(scope="session")
+def standalone_server(tmp_path_factory, session_servers):
     """A real server advertising a standalone topology: no transactions."""
     server = SecantusServer(tmp_path_factory.mktemp("standalone") / "data", standalone=True).start()
-    yield server
-    server.stop()
+    session_servers.append(server)
+    return server
 
 
 def pytest_collection_modifyitems(items):
-    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock."""
+    """Mark the tests parametrised onto a real server, so `-m "not realdb"` keeps to mongomock, give every test an
+    id of its own, then order the files: the longest and the slow ones first, each file's tests together."""
     for item in items:
         callspec = getattr(item, "callspec", None)
         if callspec and callspec.params.get("backend", "mongomock") != "mongomock":
             item.add_marker(pytest.mark.realdb)
+        if item.nodeid.rpartition("::")[2] != item.name:
+            # schemathesis names each operation's test `test_...[GET /healthz]`, but pytest 9.2 builds the node id
+            # from the function's bare name, so the operations would share one id, and a parallel run, which
+            # hands out tests by id, would run one of them. pytest has no public way to set an id.
+            item._id = NodeId.parse(f"{item.parent.nodeid}::{item.name}")
+    shared = [nodeid for nodeid, count in collections.Counter(item.nodeid for item in items).items() if count > 1]
+    if shared:
+        raise pytest.UsageError(f"tests share a node id, so a parallel run would run one of each: {shared[:3]}")
+    # `make test` hands whole files to parallel workers in this order. The longest (20 s of make chaos, the fuzzer
+    # against gunicorn, the bench: those that ask for a longer timeout) start at once, then the other slow ones,
+    # rather than last, with the other workers idle until they end.
+    longest, slow, first_seen = {}, set(), {}
+    for index, item in enumerate(items):
+        timeout = item.get_closest_marker("timeout")
+        seconds = (timeout.args[0] if timeout.args else timeout.kwargs.get("timeout", 0)) if timeout else 0
+        longest[item.path] = max(longest.get(item.path, 0), seconds)
+        if item.get_closest_marker("slow"):
+            slow.add(item.path)
+        first_seen.setdefault(item.path, index)
+    items.sort(key=lambda item: (-longest[item.path], item.path not in slow, first_seen[item.path]))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,6 +1,22 @@
-"""Start and stop `secantusd-py`, a real MongoDB wire-protocol server, for tests."""
+"""Start and stop `secantusd-py`, a real MongoDB wire-protocol server, for tests; find what a run left behind."""
+import os
+
 from scripts import embedded_db
 from scripts.processes import free_port, stop
+
+
+def left_in_groups(groups):
+    """Return the processes still running in any of these process groups."""
+    left = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) in groups:  # field 5 of stat(5): the process group
+            left.append(int(pid))
+    return left
 
 
 class SecantusServer:

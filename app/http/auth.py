@@ -1,5 +1,7 @@
 """Bearer tokens: who is calling, and for which doctor they may act."""
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,8 @@ from config import Config, rsa_public_key
 
 # Never more than a minute of clock skew between the token issuer and us.
 LEEWAY_SECONDS = 60
-# The JWKS settings are read when a TokenVerifier is built, so tests can shorten them.
+# The JWKS settings are read when a TokenVerifier is built: tests shorten the timeout, and move a clock of their
+# own past the others.
 JWKS_CACHE_SECONDS = 300
 JWKS_TIMEOUT_SECONDS = 5
 # A kid the cached key set lacks (a rotation) refetches the set at most this often, so tokens with made-up
@@ -25,31 +28,58 @@ JWKS_REFRESH_COOLDOWN_SECONDS = 30
 JWKS_RETRY_SECONDS = 5
 
 
-class _IdentityProviderKeys(jwt.PyJWKClient):
-    """The identity provider's JWKS, cached; every way of not getting a usable key set is a connection error."""
+class _IdentityProviderKeys:
+    """The identity provider's JWKS, cached; every way of not getting a usable key set is a connection error.
 
-    def __init__(self, url: str) -> None:
-        # No cache_keys: its per-kid cache never expires, so a key withdrawn from the JWKS would stay trusted.
-        super().__init__(url, lifespan=JWKS_CACHE_SECONDS, timeout=JWKS_TIMEOUT_SECONDS,
-                         cooldown_duration=JWKS_REFRESH_COOLDOWN_SECONDS)
+    Every wait is measured on `clock` (time.monotonic unless a test hands in one it moves itself).
+    """
+
+    def __init__(self, url: str, clock: Callable[[], float] = time.monotonic) -> None:
+        # PyJWKClient only fetches (http(s) only, no redirects, the timeout); the cache is kept here, whole: its
+        # per-kid cache never expires, so a key withdrawn from the JWKS would stay trusted.
+        self._client = jwt.PyJWKClient(url, cache_jwk_set=False, timeout=JWKS_TIMEOUT_SECONDS)
+        self._clock = clock
+        self._lifespan = JWKS_CACHE_SECONDS
+        self._cooldown = JWKS_REFRESH_COOLDOWN_SECONDS
         self._retry_seconds = JWKS_RETRY_SECONDS
+        self._keys: dict[str, jwt.PyJWK] | None = None  # of the last key set fetched, its signing keys only
+        self._fetched_at = 0.0
         self._failed_at: float | None = None
+        # One fetch at a time: requests waiting on a fetch then read the set it brought.
+        self._lock = threading.Lock()
 
-    def fetch_data(self) -> Any:
-        """Fetch the key set, raising PyJWKClientConnectionError for anything but a usable one."""
-        # PyJWKClient's cooldown starts only on a successful fetch: during an outage each unknown kid, and
-        # once the cache expires each request, would wait out its own fetch, one at a time under its lock.
-        if self._failed_at is not None and time.monotonic() - self._failed_at < self._retry_seconds:
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        """Return the published signing key under kid, refetching an expired set, and a set lacking the kid
+        (a rotation) at most once per cooldown; PyJWKClientError when the set has no such key."""
+        with self._lock:
+            if self._keys is None or self._clock() > self._fetched_at + self._lifespan:
+                self._fetch()
+            elif kid not in self._keys and self._clock() - self._fetched_at >= self._cooldown:
+                self._fetch()
+            key = self._keys.get(kid) if self._keys is not None else None
+        if key is None:
+            raise jwt.PyJWKClientError(f"no signing key under kid {kid!r}")
+        return key
+
+    def _fetch(self) -> None:
+        """Fetch and keep the key set, raising PyJWKClientConnectionError for anything but a usable one."""
+        # Retried only after a delay: during an outage each unknown kid, and once the cache expires each
+        # request, would otherwise wait out its own fetch, one at a time under the lock.
+        if self._failed_at is not None and self._clock() - self._failed_at < self._retry_seconds:
             raise jwt.PyJWKClientConnectionError("the last JWKS fetch failed; not retrying yet")
         try:
-            data = super().fetch_data()
+            key_set = jwt.PyJWKSet.from_dict(self._client.fetch_data())
         except (jwt.PyJWKClientError, jwt.PyJWKSetError, OSError, ValueError) as error:
             # PyJWT wraps only transport errors; a 200 carrying HTML, a non-object or no usable keys would
             # escape as ValueError, PyJWKClientError or PyJWKSetError and read as a bad token or a 500.
-            self._failed_at = time.monotonic()
+            self._failed_at = self._clock()
             raise jwt.PyJWKClientConnectionError(f"JWKS fetch failed ({type(error).__name__})") from error
-        self._failed_at = None
-        return data
+        keys: dict[str, jwt.PyJWK] = {}
+        for key in key_set.keys:  # as PyJWKClient reads a set: keys for signatures, the first of each kid
+            # A token's kid is a non-empty string (_key_id): a key under anything else could never be chosen.
+            if key.public_key_use in ("sig", None) and isinstance(key.key_id, str) and key.key_id:
+                keys.setdefault(key.key_id, key)
+        self._keys, self._fetched_at, self._failed_at = keys, self._clock(), None
 
 
 @dataclass(frozen=True)
@@ -65,14 +95,15 @@ class Caller:
 
 
 class TokenVerifier:
-    """Verify bearer tokens against the configured key material, built once per service."""
+    """Verify bearer tokens against the configured key material, built once per service; a JWKS's cache and
+    delays are measured on clock."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, clock: Callable[[], float] = time.monotonic) -> None:
         # One key source, in this order of precedence, so the algorithm is never chosen by the token: the identity
         # provider's key set, a public key or a shared secret.
         self._key: _IdentityProviderKeys | RSAPublicKey | str
         if config.JWT_JWKS_URL:
-            self._key, self._algorithms = _IdentityProviderKeys(config.JWT_JWKS_URL), ["RS256"]
+            self._key, self._algorithms = _IdentityProviderKeys(config.JWT_JWKS_URL, clock), ["RS256"]
         elif config.JWT_PUBLIC_KEY:
             self._key, self._algorithms = rsa_public_key(config.JWT_PUBLIC_KEY), ["RS256"]
         else:

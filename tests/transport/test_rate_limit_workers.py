@@ -1,5 +1,6 @@
 """The rate limit holds across gunicorn's workers: they count one subject's requests in one place, not each its own."""
 import os
+import time
 import uuid
 
 import pymongo
@@ -61,10 +62,23 @@ def serving_worker(workers, service_port, client_port):
     return None
 
 
+def wait_until_each_serves(service, workers, timeout=30):
+    """Return once each worker has answered a /healthz: the first answer at start says only that one of them is up,
+    and while the other still loads the app, the first takes every connection."""
+    deadline, seen = time.monotonic() + timeout, set()
+    while seen != set(workers):
+        assert time.monotonic() < deadline, f"only {seen} of the workers {workers} answered within {timeout} s"
+        with connect(service.port) as connection:
+            connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert read_response(connection)[0] == 200
+            seen.add(serving_worker(workers, service.port, connection.getsockname()[1]))
+
+
 @pytest.mark.slow
 @pytest.mark.realdb
 def test_two_workers_admit_one_subjects_limit_between_them_not_each(two_workers):
     workers = workers_of(two_workers.process.pid)
+    wait_until_each_serves(two_workers, workers)  # /healthz is open to all: it counts against no limit
     request = (f"GET /appointments?uid=doctor_a HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                f"Authorization: Bearer {make_token('doctor_a')}\r\n\r\n").encode()
     connections, served = [], []

@@ -1,54 +1,25 @@
 """Idle sockets, headers sent a byte at a time and bodies that never finish leave the service answering."""
-import select
-import threading
 import time
 
 import pytest
 from bson import ObjectId
 
 from tests.conftest import make_token
-from tests.transport.wire import connect, get
+from tests.transport.wire import Trickle, connect, get, still_open, wait_until_taken
 
 IDLE = 40
 SLOW_HEADERS = 20
 SLOW_BODIES = 10
 ROUNDS = 5
-
-
-def still_open(sock):
-    """Tell whether the service has neither answered nor closed this connection: nothing to read, not even EOF."""
-    readable, _, _ = select.select([sock], [], [], 0)
-    return not readable
-
-
-class Trickle:
-    """Send one byte on every held connection every half second, until stopped."""
-
-    def __init__(self, sockets):
-        self.sockets = sockets
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self.stopped.wait(0.5):
-            for sock in self.sockets:
-                try:
-                    sock.send(b"a")
-                except OSError:
-                    pass  # the service dropped it: that is its right
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stopped.set()
-        self.thread.join(timeout=5)
+# A bound on each round's two answers that a busy two-core machine keeps; gevent answers in milliseconds. That they
+# came while every hostile connection was held is shown by the connections themselves, still open afterwards
+# (the service drops slow or idle headers after 5 s, keepalive, and slow bodies after BODY_TIMEOUT_S, 10 s).
+ANSWER_WITHIN_S = 10
 
 
 @pytest.mark.slow
 @pytest.mark.realdb
-def test_health_and_reads_answer_within_a_second_while_hostile_clients_hold_connections(service, stored):
+def test_health_and_reads_are_answered_while_hostile_clients_hold_connections(service, stored):
     appointment_id = ObjectId()
     stored.appointments.insert_one({"_id": appointment_id, "doctor_id": "doc_slow", "patient_id": None,
                                     "reason": "Check-up"})
@@ -66,14 +37,18 @@ def test_health_and_reads_answer_within_a_second_while_hostile_clients_hold_conn
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: clinic\r\nX-Slow: ")
         for sock in slow_bodies:
             sock.sendall(body_head)
-        time.sleep(1)  # let every hostile connection reach the service and start its trickle
+        # The honest requests below come after the service has taken every hostile connection: each accepted and
+        # read as far as it was sent, so each holds a greenlet waiting for more.
+        wait_until_taken(service.port, held)
 
         with Trickle(slow_headers + slow_bodies):
             for round_ in range(ROUNDS):
                 started = time.monotonic()
-                assert get(service.port, "/healthz") == (200, {"success": True, "data": {"status": "ok"}})
-                status, body = get(service.port, f"/appointments/{appointment_id}?uid=doc_slow", token)
-                assert time.monotonic() - started < 1
+                assert get(service.port, "/healthz", timeout=ANSWER_WITHIN_S) == (
+                    200, {"success": True, "data": {"status": "ok"}})
+                status, body = get(service.port, f"/appointments/{appointment_id}?uid=doc_slow", token,
+                                   timeout=ANSWER_WITHIN_S)
+                assert time.monotonic() - started < ANSWER_WITHIN_S
                 assert status == 200 and body["data"]["_id"] == str(appointment_id)
                 if round_ == 0:  # the answers above came while every hostile connection was held
                     assert all(map(still_open, held))

@@ -22,8 +22,8 @@ from tests.jwks_server import JwksServer, SigningKey
 
 AUDIENCE = "clinic-project"
 ISSUER = "https://securetoken.google.com/clinic-project"
-# Long enough to be measured with time.sleep, short enough to keep the suite fast.
-SHORT = 0.2
+# How long a fetch may take before the client gives up on a silent endpoint, in the tests that wait for that.
+QUICK_TIMEOUT = 0.2
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,27 @@ def quick_fetches(monkeypatch):
 @pytest.fixture
 def short_timeout(monkeypatch):
     """Give up on a silent endpoint quickly; list it before the fixtures that build verifiers."""
-    monkeypatch.setattr(auth, "JWKS_TIMEOUT_SECONDS", SHORT)
+    monkeypatch.setattr(auth, "JWKS_TIMEOUT_SECONDS", QUICK_TIMEOUT)
+
+
+class Clock:
+    """A monotonic clock that moves only when the test moves it, so the cache's windows are crossed exactly."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        """Let seconds pass."""
+        self.now += seconds
+
+
+@pytest.fixture
+def clock():
+    """A clock for the verifier's key cache, at rest until the test moves it."""
+    return Clock()
 
 
 @pytest.fixture
@@ -57,14 +77,14 @@ def jwks(key):
 
 
 @pytest.fixture
-def verifier(jwks):
-    """A verifier reading its keys from the `jwks` endpoint."""
-    return jwks_verifier(jwks)
+def verifier(jwks, clock):
+    """A verifier reading its keys from the `jwks` endpoint, its cache timed by `clock`."""
+    return jwks_verifier(jwks, clock)
 
 
-def jwks_verifier(server, **settings):
-    """Return a verifier reading its keys from the server's JWKS URL."""
-    return TokenVerifier(make_config(JWT_JWKS_URL=server.url, JWT_SECRET=None, **settings))
+def jwks_verifier(server, clock=time.monotonic, **settings):
+    """Return a verifier reading its keys from the server's JWKS URL, its cache timed by clock."""
+    return TokenVerifier(make_config(JWT_JWKS_URL=server.url, JWT_SECRET=None, **settings), clock=clock)
 
 
 def pem_verifier(key, **settings):
@@ -141,12 +161,10 @@ def test_a_hand_made_rs256_token_is_accepted_so_the_kid_tests_above_can_fail(ver
     assert verifier.verify("Bearer " + token).subject == "doctor_a"
 
 
-def test_a_rotated_key_is_picked_up_by_the_same_verifier_with_one_refetch(monkeypatch, jwks, key, next_key):
-    monkeypatch.setattr(auth, "JWKS_REFRESH_COOLDOWN_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_a_rotated_key_is_picked_up_by_the_same_verifier_with_one_refetch(verifier, clock, jwks, key, next_key):
     assert verifier.verify("Bearer " + key.token("doc_1")).subject == "doc_1"
     jwks.keys = [next_key]
-    time.sleep(SHORT * 1.5)
+    clock.advance(auth.JWKS_REFRESH_COOLDOWN_SECONDS)
     assert verifier.verify("Bearer " + next_key.token("doc_2")).subject == "doc_2"
     assert verifier.verify("Bearer " + next_key.token("doc_3")).subject == "doc_3"
     assert jwks.requests == 2
@@ -155,23 +173,21 @@ def test_a_rotated_key_is_picked_up_by_the_same_verifier_with_one_refetch(monkey
     assert jwks.requests == 2
 
 
-def test_a_new_kid_within_the_refresh_cooldown_waits_for_it(monkeypatch, jwks, key, next_key):
-    monkeypatch.setattr(auth, "JWKS_REFRESH_COOLDOWN_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_a_new_kid_within_the_refresh_cooldown_waits_for_it(verifier, clock, jwks, key, next_key):
     verifier.verify("Bearer " + key.token())
     jwks.keys = [key, next_key]
     assert refuses(verifier, next_key.token())
+    clock.advance(auth.JWKS_REFRESH_COOLDOWN_SECONDS - 1)
+    assert refuses(verifier, next_key.token())
     assert jwks.requests == 1
-    time.sleep(SHORT * 1.5)
+    clock.advance(1)
     assert verifier.verify("Bearer " + next_key.token("doc_2")).subject == "doc_2"
     assert jwks.requests == 2
 
 
-def test_tokens_with_random_unknown_kids_cause_at_most_one_refetch(monkeypatch, jwks, key):
-    monkeypatch.setattr(auth, "JWKS_REFRESH_COOLDOWN_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_tokens_with_random_unknown_kids_cause_at_most_one_refetch(verifier, clock, jwks, key):
     verifier.verify("Bearer " + key.token())
-    time.sleep(SHORT * 1.5)
+    clock.advance(auth.JWKS_REFRESH_COOLDOWN_SECONDS)
     for _ in range(10):
         assert refuses(verifier, key.token(kid=uuid.uuid4().hex))
     assert jwks.requests == 2
@@ -184,13 +200,14 @@ def test_unknown_kids_at_production_settings_cause_no_refetch_right_after_a_fetc
     assert jwks.requests == 1
 
 
-def test_a_withdrawn_key_is_refused_once_the_cached_key_set_expires(monkeypatch, jwks, key, next_key):
-    monkeypatch.setattr(auth, "JWKS_CACHE_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_a_withdrawn_key_is_refused_once_the_cached_key_set_expires(verifier, clock, jwks, key, next_key):
     assert verifier.verify("Bearer " + key.token()).subject == "doctor_a"
     jwks.keys = [next_key]
     assert verifier.verify("Bearer " + key.token()).subject == "doctor_a"
-    time.sleep(SHORT * 1.5)
+    clock.advance(auth.JWKS_CACHE_SECONDS - 1)
+    assert verifier.verify("Bearer " + key.token()).subject == "doctor_a"
+    assert jwks.requests == 1
+    clock.advance(2)
     assert refuses(verifier, key.token())
     assert jwks.requests == 2
 
@@ -253,26 +270,26 @@ def test_a_key_set_that_cannot_be_fetched_makes_keys_unavailable(short_timeout, 
     assert time.monotonic() - started < 2
 
 
-def test_a_failed_fetch_is_not_retried_until_the_retry_delay_passes(monkeypatch, jwks, key):
-    monkeypatch.setattr(auth, "JWKS_RETRY_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_a_failed_fetch_is_not_retried_until_the_retry_delay_passes(verifier, clock, jwks, key):
     jwks.status = 500
     for _ in range(10):
         with pytest.raises(TokenKeysUnavailable):
             verifier.verify("Bearer " + key.token())
     assert jwks.requests == 1
     jwks.status = 200
-    time.sleep(SHORT * 1.5)
+    clock.advance(auth.JWKS_RETRY_SECONDS - 1)
+    with pytest.raises(TokenKeysUnavailable):
+        verifier.verify("Bearer " + key.token())
+    assert jwks.requests == 1
+    clock.advance(1)
     assert verifier.verify("Bearer " + key.token("doc_1")).subject == "doc_1"
     assert jwks.requests == 2
 
 
-def test_during_an_outage_cached_keys_still_verify_and_unknown_kids_fetch_once(monkeypatch, jwks, key):
-    monkeypatch.setattr(auth, "JWKS_REFRESH_COOLDOWN_SECONDS", SHORT)
-    verifier = jwks_verifier(jwks)
+def test_during_an_outage_cached_keys_still_verify_and_unknown_kids_fetch_once(verifier, clock, jwks, key):
     verifier.verify("Bearer " + key.token())
     jwks.status = 500
-    time.sleep(SHORT * 1.5)
+    clock.advance(auth.JWKS_REFRESH_COOLDOWN_SECONDS)
     for _ in range(10):
         with pytest.raises(TokenKeysUnavailable):
             verifier.verify("Bearer " + key.token(kid=uuid.uuid4().hex))

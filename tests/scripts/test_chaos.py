@@ -6,9 +6,9 @@ import sys
 
 import pytest
 
-from tests.test_bench_smoke import left_in_groups
+from tests.live import ROOT
+from tests.servers import left_in_groups
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FAULTS = ("gunicorn worker killed (SIGKILL)", "database killed (SIGKILL) and restarted", "failCommand armed")
 CHECKS = 7
 

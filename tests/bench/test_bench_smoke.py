@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.live import ROOT
+from tests.servers import left_in_groups
+
 SETTINGS = {"BENCH_SECONDS": "1", "BENCH_WARMUP_SECONDS": "0.5", "BENCH_CONCURRENCY": "8",
             "BENCH_ENCRYPTION_PAIRS": "2", "BENCH_MIXED_SECONDS": "1", "BENCH_MIXED_RECORDS": "16"}
 LINK_ROWS = ("service", "plain")
@@ -19,20 +21,6 @@ def cells(output, first, second):
     row = re.search(rf"^\| {re.escape(first)} \| {re.escape(second)} \| (.*) \|$", output, re.MULTILINE)
     assert row, f"no row {first!r} | {second!r} in:\n{output}"
     return [cell.strip() for cell in row.group(1).split("|")]
-
-
-def left_in_groups(groups):
-    """Return the processes still running in any of these process groups."""
-    left = []
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rpartition(")")[2].split()
-        except OSError:
-            continue  # exited meanwhile
-        if int(fields[2]) in groups:  # field 5 of stat(5): the process group
-            left.append(int(pid))
-    return left
 
 
 @pytest.mark.slow
