@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from bench.run import MOST_DOCUMENTS, MOST_INDEX_ENTRIES, WRITE_ROUTES
 from tests.live import ROOT
 from tests.servers import left_in_groups
 
@@ -44,6 +45,13 @@ def test_the_bench_prints_both_tables_writes_results_and_stops_everything(tmp_pa
         assert on > 0 and off > 0 and re.fullmatch(r"[-+]\d+\.\d%", row[4]), row
     assert re.search(r"^\| \*\*median\*\* \|.*\*\*[-+]\d+\.\d%\*\* \(target: under 15%\) \|$", bench.stdout,
                      re.MULTILINE)
+    # What one request writes, counted on the database: every write route, and the bounds add_and_link is held to.
+    for route, name in [(route, "service") for route in WRITE_ROUTES] + [(WRITE_ROUTES[0], "plain")]:
+        documents, entries = (float(cell) for cell in cells(bench.stdout, route, name)[:2])
+        assert documents >= 1 and entries >= 0, (route, name, documents, entries)
+    documents, entries = (float(cell) for cell in cells(bench.stdout, WRITE_ROUTES[0], "service")[:2])
+    assert documents <= MOST_DOCUMENTS and entries <= MOST_INDEX_ENTRIES, (documents, entries)
+    assert cells(bench.stdout, "documents one add_and_link writes", f"<= {MOST_DOCUMENTS}")[1] == "yes"
     mixed, answered = bench.stdout.partition("### Mixed traffic on the service")[2], 0
     for route in MIXED_ROUTES:  # requests, req/s, p50, p99, max, 5xx, no answer, other non-2xx
         row = re.search(rf"^\| {route} \| (.*) \|$", mixed, re.MULTILINE).group(1).split(" | ")
