@@ -11,8 +11,8 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
+from app.http import answers
 from app.http.auth import TokenVerifier
-from app.http.routes import patients
 from app.http.routes.patients import ADD_AND_LINK_EXAMPLE
 from app.service import schemas
 from app.store.records import INTERNAL_PATIENT_FIELDS
@@ -75,5 +75,5 @@ def test_unseal_a_patient(benchmark, values, fields):
 
 def test_shape_the_201_answer(benchmark, app, patient):
     with app.test_request_context():
-        response, status = benchmark(patients._created, patient)
-    assert status == 201 and response.headers["ETag"]
+        sent = benchmark(lambda: answers.response(answers.patient_created(patient)))
+    assert sent.status_code == 201 and sent.headers["ETag"] and sent.headers["Location"]
