@@ -10,7 +10,7 @@ from bench.run import MOST_DOCUMENTS, MOST_INDEX_ENTRIES, WRITE_ROUTES
 from tests.live import ROOT
 from tests.servers import left_in_groups
 
-SETTINGS = {"BENCH_SECONDS": "1", "BENCH_WARMUP_SECONDS": "0.5", "BENCH_CONCURRENCY": "8",
+SETTINGS = {"BENCH_SECONDS": "1", "BENCH_WARMUP_SECONDS": "0.5", "BENCH_CONCURRENCY": "8", "BENCH_LINK_PAIRS": "2",
             "BENCH_ENCRYPTION_PAIRS": "2", "BENCH_MIXED_SECONDS": "1", "BENCH_MIXED_RECORDS": "16"}
 LINK_ROWS = ("service", "plain")
 MIXED_ROUTES = ("create appointment", "add_and_link", "read patient", "list patients", "search patients",
@@ -35,10 +35,14 @@ def test_the_bench_prints_both_tables_writes_results_and_stops_everything(tmp_pa
                            capture_output=True, text=True, timeout=240)
 
     assert bench.returncode == 0, bench.stdout[-3000:] + bench.stderr[-3000:]
-    for name in LINK_ROWS:  # req/s, p50, p99, CPU ms/req, db CPU ms/req, non-201, ...
-        row = cells(bench.stdout, "8", name)
-        assert float(row[0]) > 0 and float(row[3]) > 0 and row[5] == "0", row
-    assert float(cells(bench.stdout, "8", "**service / plain**")[0].strip("*")) > 0
+    for pair in ("1", "2"):
+        for name in LINK_ROWS:  # req/s, p50, p99, CPU ms/req, db CPU ms/req, non-201, ...
+            row = cells(bench.stdout, "8", f"{pair} | {name}")
+            assert float(row[0]) > 0 and float(row[3]) > 0 and row[5] == "0", row
+        assert float(cells(bench.stdout, "8", f"{pair} | service / plain")[0]) > 0
+    assert float(cells(bench.stdout, "8", " | **median service / plain**")[0].strip("*")) > 0
+    assert re.search(r"^\| throughput, service / plain at c=8, median of 2 pairs \| >= 0.85 \| \d+\.\d\d \|",
+                     bench.stdout, re.MULTILINE)
     for pair in ("1", "2"):  # req/s, p99, CPU and db CPU with encryption on / off at the same pace, what it adds
         row = re.search(rf"^\| {pair} \| (.*) \|$", bench.stdout, re.MULTILINE)[1].split(" | ")
         on, off = (float(value) for value in row[2].split(" / "))
