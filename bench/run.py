@@ -12,6 +12,7 @@ import re
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -255,11 +256,13 @@ def footprint_run(service, routes):
     """Count the documents and index entries one request of each write route writes, on the service's database."""
     port, db, uid = service["port"], service["db"], f"?uid={FOOTPRINT_DOCTOR}"
     auth = {"Authorization": "Bearer " + mint(FOOTPRINT_DOCTOR, SECRET, ttl=3600)}
-    body = {**ADD_AND_LINK_EXAMPLE}
+
+    def free_appointment():
+        return add_appointments(db, FOOTPRINT_DOCTOR, 1)[0].decode()
 
     def add_and_link():
-        appointment = add_appointments(db, FOOTPRINT_DOCTOR, 1)[0].decode()
-        return "POST", f"/patients/add_and_link{uid}", {**body, "appointment_id": appointment}, {}, 201
+        return ("POST", f"/patients/add_and_link{uid}", {**ADD_AND_LINK_EXAMPLE, "appointment_id": free_appointment()},
+                {}, 201)
 
     def made(answer):
         status, answer_body, etag = answer
@@ -273,9 +276,8 @@ def footprint_run(service, routes):
         if route == "POST /appointments":
             return "POST", f"/appointments{uid}", {"date": "2027-01-04T09:00:00Z"}, {}, 201
         patient = made(send(port, *add_and_link()[:3], auth))
-        free = add_appointments(db, FOOTPRINT_DOCTOR, 1)[0].decode()
         if route == "PUT /appointments/{id}/patient":
-            return "PUT", f"/appointments/{free}/patient{uid}", {"patient_id": patient["_id"]}, {}, 200
+            return "PUT", f"/appointments/{free_appointment()}/patient{uid}", {"patient_id": patient["_id"]}, {}, 200
         if route == "DELETE /appointments/{id}/patient":
             linked = db.appointments.find_one({"patient_id": ObjectId(patient["_id"])})["_id"]
             return "DELETE", f"/appointments/{linked}/patient{uid}", None, {}, 200
@@ -346,20 +348,17 @@ def table(header, rows, text_column):
     return "\n".join("| " + " | ".join(row) + " |" for row in [header, align, *rows])
 
 
+RATIO_COLUMNS = ("req/s", "p50", "p99", "cpu", "db")  # what the service / plain rows divide
+
+
 def ratios(results, concurrency):
     """Return each pair's service / plain ratios at this concurrency, by column, in pair order."""
     pairs = {}
     for r in results:
         if r["conc"] == concurrency:
             pairs.setdefault(r["pair"], {})[r["name"]] = r
-    return [{key: runs["service"][key] / runs["plain"][key] for key in ("req/s", "p50", "p99", "cpu", "db")}
+    return [{key: runs["service"][key] / runs["plain"][key] for key in RATIO_COLUMNS}
             for _, runs in sorted(pairs.items()) if {"service", "plain"} <= runs.keys()]
-
-
-def median(values):
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
 
 
 def link_table(results):
@@ -372,10 +371,10 @@ def link_table(results):
         by_pair = ratios(results, concurrency)
         for pair, ratio in enumerate(by_pair, 1):
             rows.append([str(concurrency), str(pair), "service / plain"] +
-                        [f"{ratio[k]:.2f}" for k in ("req/s", "p50", "p99", "cpu", "db")] + ["", "", ""])
+                        [f"{ratio[k]:.2f}" for k in RATIO_COLUMNS] + ["", "", ""])
         rows.append([str(concurrency), "", "**median service / plain**"] +
-                    [f"**{median(ratio[k] for ratio in by_pair):.2f}**" for k in ("req/s", "p50", "p99", "cpu", "db")]
-                    + ["", "", ""])
+                    [f"**{statistics.median(ratio[k] for ratio in by_pair):.2f}**" for k in RATIO_COLUMNS] +
+                    ["", "", ""])
     return table(["conc.", "pair", "implementation", "req/s", "p50 ms", "p99 ms", "CPU ms/req", "db CPU ms/req",
                   "non-201", "client CPU", "other CPU"], rows, 2)
 
@@ -412,14 +411,19 @@ def commit():
     return head + (" with uncommitted changes to the service" if changed else "")
 
 
+def in_all(by_collection):
+    """Return the documents and index entries of one request's footprint, all collections together."""
+    return (sum(documents for documents, _ in by_collection.values()),
+            sum(entries for _, entries in by_collection.values()))
+
+
 def footprint_table(footprints):
     rows = []
     for route in WRITE_ROUTES:
         for name, counted in footprints.items():
             if route in counted:
                 by_collection = counted[route]
-                documents = sum(documents for documents, _ in by_collection.values())
-                entries = sum(entries for _, entries in by_collection.values())
+                documents, entries = in_all(by_collection)
                 shown = ", ".join(f"{collection} {d:g} / {e:g}" for collection, (d, e) in by_collection.items())
                 rows.append([route, name, f"{documents:g}", f"{entries:g}", shown])
     return table(["route", "implementation", "documents", "index entries", "by collection (documents / entries)"],
@@ -433,14 +437,14 @@ def targets_table(results, footprints):
     if by_pair:
         for key, label in (("req/s", "throughput"), ("cpu", "service CPU per request"),
                            ("db", "database CPU per request")):
-            ratio, (sense, bound) = median(pair[key] for pair in by_pair), TARGETS[key]
+            ratio, (sense, bound) = statistics.median(pair[key] for pair in by_pair), TARGETS[key]
             met = ratio >= bound if sense == ">=" else ratio <= bound
             rows.append([f"{label}, service / plain at c=8, median of {len(by_pair)} pairs", f"{sense} {bound:g}",
                          f"{ratio:.2f}", "yes" if met else "**no**"])
-    add_and_link = footprints["service"]["POST /patients/add_and_link"]
-    for index, (label, most) in enumerate((("documents one add_and_link writes", MOST_DOCUMENTS),
-                                           ("index entries one add_and_link writes", MOST_INDEX_ENTRIES))):
-        count = sum(counted[index] for counted in add_and_link.values())
+    written_by_add_and_link = in_all(footprints["service"]["POST /patients/add_and_link"])
+    for count, label, most in zip(written_by_add_and_link, ("documents one add_and_link writes",
+                                                             "index entries one add_and_link writes"),
+                                  (MOST_DOCUMENTS, MOST_INDEX_ENTRIES), strict=True):
         rows.append([label, f"<= {most}", f"{count:g}", "yes" if count <= most else "**no**"])
     return table(["target", "bound", "measured", "met"], rows, 0)
 

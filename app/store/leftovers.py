@@ -8,6 +8,7 @@ with encryption off, and a start with encryption off takes the note back before 
 from typing import Any
 
 import pymongo
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
@@ -87,7 +88,7 @@ def _note(db: Database[dict[str, Any]], note: str) -> None:
     db[STATE].update_one({"_id": note}, {"$setOnInsert": {"_id": note}}, upsert=True)
 
 
-def _drop(collection: Any, indexes: list[pymongo.IndexModel]) -> None:
+def _drop(collection: Collection[dict[str, Any]], indexes: list[pymongo.IndexModel]) -> None:
     """Drop these indexes of the collection, those already gone (another worker starting too) aside."""
     for index in indexes:
         try:
