@@ -47,7 +47,7 @@ NAME_SEARCH = re.compile(r"^[^,\x00-\x1f\x7f-\x9f]*\Z")
 
 def refuse_formats_not_served() -> None:
     """Refuse (406) a request whose _format, or else whose Accept, asks for something other than FHIR JSON."""
-    asked = request.args.get("_format")
+    asked = _format_asked()
     if asked is not None:
         if asked not in SERVED_FORMATS:
             raise UnsupportedFormat()
@@ -57,12 +57,21 @@ def refuse_formats_not_served() -> None:
         raise UnsupportedFormat()
 
 
+def _format_asked() -> str | None:
+    """Return the _format asked for, its `+` kept even when sent unencoded (`_format=application/fhir+json`)."""
+    asked = request.args.get("_format")
+    return None if asked is None else asked.replace(" ", "+")
+
+
 def query_parameters() -> dict[str, Any]:
     """Return the query parameters, `date` as a list; refuse (400) any other given more than once."""
     repeated = sorted(name for name, values in request.args.lists() if len(values) > 1 and name not in REPEATABLE)
     if repeated:
         raise ValidationError({name: ["Given more than once."] for name in repeated})
-    return {name: values if name in REPEATABLE else values[0] for name, values in request.args.lists()}
+    parameters = {name: values if name in REPEATABLE else values[0] for name, values in request.args.lists()}
+    if "_format" in parameters:
+        parameters["_format"] = _format_asked()
+    return parameters
 
 
 def _name_search(description: str) -> Text:
