@@ -297,6 +297,11 @@ def _responses(operation: Operation) -> dict[str, dict[str, Any]]:
                  if not isinstance(answer, str)}
     fhir = operation.media_type == FHIR_JSON
     responses.update((str(status), _error_response(" | ".join(texts), fhir)) for status, texts in failures.items())
+    if fhir:
+        for fhir_status, (_, _, enveloped_too) in FHIR_SHARED_RESPONSES.items():
+            # A FHIR operation's own 400 may still come from gunicorn's parser, in the envelope.
+            if enveloped_too and fhir_status in responses:
+                responses[fhir_status]["content"].update(_error_response("")["content"])
     for status, headers in operation.response_headers.items():
         for header in headers:
             responses[str(status)]["headers"][header] = _ref("headers", header)

@@ -22,8 +22,8 @@ def booked(client, add_appointment):
     """Create a patient linked to a new appointment of doctor_a on the given date; return (patient id, appointment
     id)."""
 
-    def book(date=at(1), first="Jane"):
-        appointment_id = add_appointment(date=date)
+    def book(date=None, first="Jane"):
+        appointment_id = add_appointment(date=date or at(1))
         response = client.post("/patients/add_and_link?uid=doctor_a", json=jane(appointment_id, firstName=first),
                                headers=bearer())
         assert response.status_code == 201

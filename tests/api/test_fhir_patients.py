@@ -46,7 +46,8 @@ def test_a_patient_reads_as_a_fhir_patient_with_its_version_as_weak_etag_and_the
         "resourceType": "Patient", "id": patient["_id"],
         "meta": {"versionId": "1", "lastUpdated": utc_text(stored["updated_at"])},
         "name": [{"use": "official", "family": "Smith", "given": ["Jane"]}],
-        "telecom": [{"system": "phone", "value": "+1234567892"}, {"system": "email", "value": "jane.smith@example.com"}],
+        "telecom": [{"system": "phone", "value": "+1234567892"},
+                    {"system": "email", "value": "jane.smith@example.com"}],
         "birthDate": "1990-03-20",
         "address": [{"line": ["456 Oak St"], "city": "Boston", "state": "MA", "postalCode": "02101"}],
     }

@@ -68,7 +68,8 @@ def query_parameters() -> dict[str, Any]:
     repeated = sorted(name for name, values in request.args.lists() if len(values) > 1 and name not in REPEATABLE)
     if repeated:
         raise ValidationError({name: ["Given more than once."] for name in repeated})
-    parameters = {name: values if name in REPEATABLE else values[0] for name, values in request.args.lists()}
+    parameters: dict[str, Any] = {name: values if name in REPEATABLE else values[0]
+                                  for name, values in request.args.lists()}
     if "_format" in parameters:
         parameters["_format"] = _format_asked()
     return parameters
