@@ -42,7 +42,8 @@ DESCRIPTION = (
     "role, to act for any doctor). Every success is `{\"success\": true, \"data\": ...}`, every failure the "
     "`Error` envelope `{\"success\": false, \"error\": ...}`, and every response carries an `X-Request-ID` "
     "and `Cache-Control: no-store`. A query parameter given twice, or a JSON body giving a key twice at any "
-    "depth, is refused with 400."
+    "depth, is refused with 400. Under `/fhir` the same records are served read-only as FHIR R4 resources "
+    "(`application/fhir+json`), every failure there an `OperationOutcome` (docs/fhir.md)."
 )
 
 SHARED_RESPONSES = {
