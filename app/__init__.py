@@ -45,12 +45,13 @@ def create_app(config: Config | None = None) -> Flask:
     app.extensions["clinic.tokens"] = TokenVerifier(config)
     app.extensions["clinic.rate_limits"] = rate_limits.build(config, client)
 
-    from app.http.routes import appointments, audit_trail, documentation, health, patients
+    from app.http.routes import appointments, audit_trail, documentation, fhir, health, patients
 
     app.register_blueprint(health.bp)
     app.register_blueprint(patients.bp)
     app.register_blueprint(appointments.bp)
     app.register_blueprint(audit_trail.bp)
+    app.register_blueprint(fhir.bp)
     app.register_blueprint(documentation.bp)
     app.register_blueprint(documentation.swagger_ui)
     error_handlers.register(app)

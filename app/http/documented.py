@@ -43,6 +43,9 @@ class Operation:
     refusals: tuple[type[Exception], ...] = ()
     # Response headers beyond the shared ones, by status, e.g. {200: ("ETag",)}.
     response_headers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # The media type of its answers: application/json (the envelope), or application/fhir+json (the FHIR view, whose
+    # failures are OperationOutcomes).
+    media_type: str = "application/json"
 
     def __call__(self, view: View) -> View:
         """Attach this operation to a view function, marking it open to all if it is public."""

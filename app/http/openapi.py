@@ -14,6 +14,7 @@ from werkzeug.routing import Rule
 from app.http.documented import ListingOf, Operation, operation_of
 from app.http.error_handlers import HTTP_MESSAGES, INTEGRITY_CHECK_FAILED, NAMED_FIELDS_MAX
 from app.http.etags import ENTITY_TAG_PATTERN
+from app.http.fhir.outcomes import FHIR_JSON, OPERATION_OUTCOME_SCHEMA
 from app.http.refusals import DatabaseUnavailable, TooManyRequests, refused
 from app.service.schemas import (
     CONTROL_CHARACTERS,
@@ -41,7 +42,8 @@ DESCRIPTION = (
     "role, to act for any doctor). Every success is `{\"success\": true, \"data\": ...}`, every failure the "
     "`Error` envelope `{\"success\": false, \"error\": ...}`, and every response carries an `X-Request-ID` "
     "and `Cache-Control: no-store`. A query parameter given twice, or a JSON body giving a key twice at any "
-    "depth, is refused with 400."
+    "depth, is refused with 400. Under `/fhir` the same records are served read-only as FHIR R4 resources "
+    "(`application/fhir+json`), every failure there an `OperationOutcome` (docs/fhir.md)."
 )
 
 SHARED_RESPONSES = {
@@ -60,6 +62,15 @@ SHARED_RESPONSES = {
     "TooManyRequests": f"{refused(TooManyRequests).message}: this token's subject, or this address without a "
                        "valid token, sent more than its rate limit allows; `Retry-After` says when to try again",
 }
+# The FHIR view answers the shared failures it raises itself as OperationOutcomes; a request refused before the
+# service sees it (by gunicorn's parser, or the body's limits) still gets the envelope, so those say both.
+FHIR_SHARED_RESPONSES = {"400": ("FhirBadRequest", "BadRequest", True),
+                         "401": ("FhirUnauthorized", "Unauthorized", False),
+                         "408": ("FhirBodyTooSlow", "BodyTooSlow", True),
+                         "413": ("FhirPayloadTooLarge", "PayloadTooLarge", True),
+                         "429": ("FhirTooManyRequests", "TooManyRequests", False),
+                         "500": ("FhirInternalError", "InternalError", False),
+                         "503": ("FhirDatabaseUnavailable", "DatabaseUnavailable", False)}
 HEADER_SCHEMAS = {
     # What the service checks, less the spaces at either end that HTTP itself strips from a header value.
     "Idempotency-Key": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]([ -~]*[!-~])?$"},
@@ -196,11 +207,16 @@ def _add_shared_components(spec: APISpec) -> None:
         "required": True,
         "schema": {"type": "integer", "minimum": 1},
     })
-    for name, description in SHARED_RESPONSES.items():
-        response = _error_response(description)
-        if name == "Unauthorized":
+    spec.components.schema("OperationOutcome", OPERATION_OUTCOME_SCHEMA)
+    shared = {name: _error_response(description) for name, description in SHARED_RESPONSES.items()}
+    for fhir_name, name, enveloped_too in FHIR_SHARED_RESPONSES.values():
+        shared[fhir_name] = _error_response(SHARED_RESPONSES[name], fhir=True)
+        if enveloped_too:
+            shared[fhir_name]["content"].update(_error_response("")["content"])
+    for name, response in shared.items():
+        if name.removeprefix("Fhir") == "Unauthorized":
             response["headers"]["WWW-Authenticate"] = _ref("headers", "BearerChallenge")
-        if name == "TooManyRequests":
+        if name.removeprefix("Fhir") == "TooManyRequests":
             response["headers"]["Retry-After"] = _ref("headers", "RetryAfter")
         spec.components.response(name, response)
     spec.components.security_scheme("bearerAuth", {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"})
@@ -280,7 +296,13 @@ def _responses(operation: Operation) -> dict[str, dict[str, Any]]:
             failures.setdefault(status, []).append(answer)
     responses = {str(status): _response(status, answer) for status, answer in operation.responses.items()
                  if not isinstance(answer, str)}
-    responses.update((str(status), _error_response(" | ".join(texts))) for status, texts in failures.items())
+    fhir = operation.media_type == FHIR_JSON
+    responses.update((str(status), _error_response(" | ".join(texts), fhir)) for status, texts in failures.items())
+    if fhir:
+        for fhir_status, (_, _, enveloped_too) in FHIR_SHARED_RESPONSES.items():
+            # A FHIR operation's own 400 may still come from gunicorn's parser, in the envelope.
+            if enveloped_too and fhir_status in responses:
+                responses[fhir_status]["content"].update(_error_response("")["content"])
     for status, headers in operation.response_headers.items():
         for header in headers:
             responses[str(status)]["headers"][header] = _ref("headers", header)
@@ -292,6 +314,8 @@ def _responses(operation: Operation) -> dict[str, dict[str, Any]]:
         shared["401"] = "Unauthorized"
         shared["429"] = "TooManyRequests"
     for shared_status, name in shared.items():
+        if fhir and shared_status in FHIR_SHARED_RESPONSES:
+            name = FHIR_SHARED_RESPONSES[shared_status][0]
         responses.setdefault(shared_status, _ref("responses", name))
     return dict(sorted(responses.items()))
 
@@ -329,12 +353,15 @@ def _success_response(description: str, schema: dict[str, Any]) -> dict[str, Any
     }
 
 
-def _error_response(description: str) -> dict[str, Any]:
-    """Return a response object in the error envelope, described by when it happens."""
+def _error_response(description: str, fhir: bool = False) -> dict[str, Any]:
+    """Return a response object in the error envelope (or for the FHIR view, an OperationOutcome), described by when
+    it happens."""
+    content = ({FHIR_JSON: {"schema": _ref("schemas", "OperationOutcome")}} if fhir
+               else {"application/json": {"schema": _ref("schemas", "Error")}})
     return {
         "description": description,
         "headers": {"X-Request-ID": _ref("headers", "RequestId"), "Cache-Control": _ref("headers", "CacheControl")},
-        "content": {"application/json": {"schema": _ref("schemas", "Error")}},
+        "content": content,
     }
 
 

@@ -15,6 +15,7 @@ from app.service.refusals import (
     NotPatientOwner,
     PatientChanged,
     PatientNotFound,
+    PatientVersionNotFound,
     Refusal,
 )
 from app.store.exceptions import KeyContended, KeyTakenOver
@@ -61,6 +62,10 @@ class UnsupportedPatchType(Refusal):
     """A patch sent as a media type other than a merge patch."""
 
 
+class UnsupportedFormat(Refusal):
+    """A FHIR request asking for a format other than FHIR JSON (its _format, or else its Accept)."""
+
+
 class IfMatchRequired(Refusal):
     """A correction sent without If-Match."""
 
@@ -98,6 +103,7 @@ REFUSED: dict[type[Exception], Refused] = {
     AppointmentNotFound: Refused(404, "Appointment not found"),
     AppointmentNotFoundPatientKept: Refused(404, "Appointment not found (patient created but not linked)"),
     PatientNotFound: Refused(404, "Patient not found"),
+    PatientVersionNotFound: Refused(404, "Patient version not found"),
     AppointmentAlreadyLinked: Refused(409, "Appointment already linked to a patient"),
     AppointmentNotLinked: Refused(409, "Appointment is not linked to a patient"),
     IdempotentRequestInProgress: Refused(409, "A request with this Idempotency-Key is still in progress"),
@@ -105,6 +111,7 @@ REFUSED: dict[type[Exception], Refused] = {
     KeyContended: Refused(409, "A request with this Idempotency-Key is still in progress"),
     KeyTakenOver: Refused(409, "A request with this Idempotency-Key is still in progress"),
     PatientChanged: Refused(412, "Patient was changed since that version"),
+    UnsupportedFormat: Refused(406, "Only FHIR JSON is served: application/fhir+json or application/json"),
     UnsupportedPatchType: Refused(415, "Content-Type must be application/merge-patch+json or application/json"),
     IdempotencyKeyReused: Refused(422, "Idempotency-Key was already used with a different request"),
     IfMatchRequired: Refused(428, "If-Match is required"),

@@ -1,4 +1,5 @@
-"""Refused write attempts in the audit trail: accepted writes are recorded inside their own unit of work."""
+"""Refused attempts in the audit trail (writes, and the FHIR view's reads): accepted ones are recorded inside their own
+unit of work."""
 import logging
 from collections.abc import Callable
 from functools import wraps
@@ -26,7 +27,7 @@ Answered = TypeVar("Answered")
 
 
 def audited(action: str) -> Callable[[Callable[ViewParameters, Answered]], Callable[ViewParameters, Answered]]:
-    """Record a refused attempt at this write; accepted writes are recorded inside their unit of work."""
+    """Record a refused attempt at this write or audited read; accepted ones are recorded inside their unit of work."""
 
     def wrap(view: Callable[ViewParameters, Answered]) -> Callable[ViewParameters, Answered]:
         @wraps(view)

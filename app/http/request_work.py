@@ -4,12 +4,12 @@ from flask import current_app, g
 from app.http.auth import Caller
 from app.http.refusals import status_of
 from app.service.refusals import AppointmentNotFoundPatientKept
-from app.service.steps import CREATED, DONE, PATIENT_KEPT
+from app.service.steps import CREATED, DONE, PATIENT_KEPT, READ
 from app.store.db import ClinicDatabase
 from app.store.unit_of_work import UnitOfWork
 
 # The status each outcome the steps record in the audit trail was answered with.
-AUDITED_OUTCOMES = {CREATED: 201, DONE: 200, PATIENT_KEPT: status_of(AppointmentNotFoundPatientKept)}
+AUDITED_OUTCOMES = {CREATED: 201, DONE: 200, READ: 200, PATIENT_KEPT: status_of(AppointmentNotFoundPatientKept)}
 
 
 def database() -> ClinicDatabase:

@@ -66,3 +66,7 @@ class NotPatientOwner(Refusal):
 
 class PatientChanged(Refusal):
     """The patient is no longer at the version the caller read."""
+
+
+class PatientVersionNotFound(Refusal):
+    """The doctor's patient has no version with that number."""

@@ -307,6 +307,9 @@ NAMED_DOCTOR = "Only on a refused attempt in its caller's own trail: the other d
 class AuditTargetsSchema(StrictSchema):
     patient_id = fields.String()
     appointment_id = fields.String()
+    # A read of a list (a FHIR search) names every record it answered.
+    patient_ids = fields.List(fields.String())
+    appointment_ids = fields.List(fields.String())
 
 
 class AuditRecordSchema(StrictSchema):

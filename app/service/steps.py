@@ -1,4 +1,7 @@
 """The clinic's business steps in their documented order: validated data in, records or refusals out, no request."""
+import datetime
+from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from app.service.refusals import (
@@ -10,13 +13,18 @@ from app.service.refusals import (
     NotPatientOwner,
     PatientChanged,
     PatientNotFound,
+    PatientVersionNotFound,
 )
 from app.service.schemas import patient_fields
 from app.store.records import Page, Records, own_fields
+from app.store.sealing import SHORTEST_NAME_PREFIX
 
 # The outcomes a step records in the audit trail (app/http gives each its status).
 CREATED, DONE = "created", "done"
 PATIENT_KEPT = "patient kept"
+READ = "read"
+# A version number beyond what the database stores (a 64-bit integer) names no version.
+LARGEST_VERSION = 2**63 - 1
 
 
 def add_and_link_patient(records: Records, doctor_id: str, appointment_id: str,
@@ -124,6 +132,77 @@ def list_patients(records: Records, doctor_id: str, query: dict[str, Any]) -> Pa
 def list_appointments(records: Records, doctor_id: str, query: dict[str, Any]) -> Page:
     """Return one page of the doctor's appointments, by date; linked or free only if asked."""
     return records.list_appointments(doctor_id, query["limit"], after=query.get("after"), linked=query.get("linked"))
+
+
+def record_read(records: Records, action: str, targets: dict[str, Any]) -> None:
+    """Record in the doctor's audit trail that these records were read: their ids, never their values."""
+    records.audit((action, READ, targets))
+
+
+def patient_at_version(records: Records, doctor_id: str, patient_id: str, version: int) -> dict[str, Any]:
+    """Return the doctor's patient as it was at this version, refusing a version it never had."""
+    patient = patient_of(records, doctor_id, patient_id)
+    if not 1 <= version <= min(patient["version"], LARGEST_VERSION):
+        raise PatientVersionNotFound()
+    # The history's own read: the newest version below version + 1 is this one, if it is kept.
+    entries, _ = records.patient_history(patient, 1, version + 1)
+    if not entries or entries[0]["version"] != version:
+        raise PatientVersionNotFound()
+    return entries[0]
+
+
+def search_patients(records: Records, doctor_id: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                                    str | None, int]:
+    """Return one page of the doctor's patients, newest first, matching every name search and the birth date asked,
+    the cursor of the next page, and how many match over every page.
+
+    `name` matches the start of a first or last name, `family` of the last name, `given` of the first name.
+    """
+    name, family, given = query.get("name"), query.get("family"), query.get("given")
+    born_on, limit, after = query.get("dateOfBirth"), query["limit"], query.get("after")
+    if family is None and given is None:
+        items, next_cursor = records.list_patients(doctor_id, limit, after=after, name_prefix=name, born_on=born_on)
+        return items, next_cursor, records.count_patients(doctor_id, name_prefix=name, born_on=born_on)
+    # The blind index finds the start of a name, not which of the two names it starts: the candidates it finds
+    # are opened and kept when the right name starts so. The total opens every candidate.
+    indexed = family if family is not None else given
+    assert indexed is not None
+
+    def matching(after: str | None) -> Iterator[tuple[dict[str, Any], str]]:
+        for patient, cursor in records.patients_in_order(doctor_id, indexed, born_on, after):
+            if (_starts(patient.get("lastName"), family) and _starts(patient.get("firstName"), given)
+                    and (_starts(patient.get("firstName"), name) or _starts(patient.get("lastName"), name))):
+                yield patient, cursor
+
+    found = list(islice(matching(after), limit + 1))
+    next_cursor = found[limit - 1][1] if len(found) > limit else None
+    total = sum(1 for _ in matching(None))
+    return [patient for patient, _ in found[:limit]], next_cursor, total
+
+
+def _starts(name: Any, search: str | None) -> bool:
+    """Tell whether a name matches a name search as the blind index does: its start from 3 characters, else whole."""
+    if search is None:
+        return True
+    if not isinstance(name, str):
+        return False
+    name, search = name.lower(), search.lower()
+    return name.startswith(search) if len(search) >= SHORTEST_NAME_PREFIX else name == search
+
+
+def find_appointments(records: Records, doctor_id: str, query: dict[str, Any]) -> tuple[list[dict[str, Any]],
+                                                                                       str | None, int]:
+    """Return one page of the doctor's appointments by date, of one patient and in a time range if asked, the
+    cursor of the next page, and how many match over every page."""
+    patient_id = query.get("patient_id")
+    starts_from: datetime.datetime | None = query.get("starts_from")
+    starts_before: datetime.datetime | None = query.get("starts_before")
+    items, next_cursor = records.list_appointments(doctor_id, query["limit"], after=query.get("after"),
+                                                   patient_id=patient_id, starts_from=starts_from,
+                                                   starts_before=starts_before)
+    total = records.count_appointments(doctor_id, patient_id=patient_id, starts_from=starts_from,
+                                       starts_before=starts_before)
+    return items, next_cursor, total
 
 
 def list_audit_trail(records: Records, doctor_id: str, query: dict[str, Any]) -> Page:

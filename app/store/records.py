@@ -1,7 +1,7 @@
 """Query shapes over the clinic's collections; callers see 24-hex id strings, never ObjectIds."""
 import datetime
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -158,7 +158,9 @@ def audit_entry(context: AuditContext, action: str, outcome: str, targets: dict[
         "actor": context.actor,
         "doctor_id": context.doctor_id,
         "action": action,
-        "targets": {name: str(value) for name, value in targets.items() if value is not None},
+        # A read of a list names every id it answered: a list of ids, each as text.
+        "targets": {name: [str(item) for item in value] if isinstance(value, list) else str(value)
+                    for name, value in targets.items() if value is not None},
         "outcome": context.outcomes[outcome],
         "request_id": context.request_id,
     }
@@ -288,17 +290,44 @@ class Records:
             stored["at"], stored["actor"])))
         return entries, next_cursor
 
-    def list_patients(self, doctor_id: str, limit: int, after: str | None = None, name_prefix: str | None = None,
-                      born_on: str | None = None) -> Page:
-        """Return one page of the doctor's patients, newest first, and the cursor of the next page."""
+    def _patients_query(self, doctor_id: str, name_prefix: str | None, born_on: str | None) -> dict[str, Any]:
+        """Return the filter of the doctor's patients with a name starting with name_prefix and born on born_on."""
         query: dict[str, Any] = {"doctor_id": doctor_id}
         searches = [self._values.name_search(doctor_id, name_prefix) if name_prefix else {},
                     self._values.birth_search(doctor_id, born_on) if born_on else {}]
         for search in searches:
             # One flat filter where the searches' fields differ: some servers plan indexes for no other shape.
             query = {"$and": [query, search]} if query.keys() & search.keys() else {**query, **search}
-        return self._page(PATIENTS, query, "created_at", limit, after, descending=True,
-                          shape=lambda stored: public_patient(stored, self._values))
+        return query
+
+    def list_patients(self, doctor_id: str, limit: int, after: str | None = None, name_prefix: str | None = None,
+                      born_on: str | None = None) -> Page:
+        """Return one page of the doctor's patients, newest first, each with its version, and the next page's cursor."""
+        return self._page(PATIENTS, self._patients_query(doctor_id, name_prefix, born_on), "created_at", limit, after,
+                          descending=True, shape=lambda stored: patient_record(stored, self._values))
+
+    def count_patients(self, doctor_id: str, name_prefix: str | None = None, born_on: str | None = None) -> int:
+        """Return how many of the doctor's patients list_patients would list with these searches, over every page."""
+        # Counted on the index the list reads (doctor_newest, or a blind index's): its keys, no document opened.
+        return self._db[PATIENTS].count_documents(self._patients_query(doctor_id, name_prefix, born_on),
+                                                  session=self._session)
+
+    def patients_in_order(self, doctor_id: str, name_prefix: str | None = None, born_on: str | None = None,
+                          after: str | None = None, batch: int = 100) -> Iterator[tuple[dict[str, Any], str]]:
+        """Yield the doctor's patients as list_patients lists them, each with the cursor that resumes after it."""
+        query = self._patients_query(doctor_id, name_prefix, born_on)
+        if after and is_undated(after):
+            return  # every patient's creation time is a date (this service wrote it): nothing follows
+        while True:
+            stored = self._in_order(PATIENTS, query, "created_at", batch, after, descending=True)
+            for document in stored:
+                cursor = encode_cursor(document["created_at"], document["_id"])
+                # A record failing its integrity check is left out, as from a list, and still moves the cursor.
+                yield from ((patient, cursor) for patient in readable(
+                    PATIENTS, [document], lambda found: patient_record(found, self._values)))
+            if len(stored) < batch:
+                return
+            after = encode_cursor(stored[-1]["created_at"], stored[-1]["_id"])
 
     def add_appointment(self, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Store a new appointment of this doctor, without a patient, and return it."""
@@ -308,18 +337,55 @@ class Records:
         # Shaped from the fields given: unsealing what was just sealed would cost a decryption.
         return {**document, "_id": str(document["_id"]), **fields}
 
-    def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
-                          linked: bool | None = None) -> Page:
-        """Return one page of the doctor's appointments, the dated ones first by date, and the next page's cursor."""
+    @staticmethod
+    def _appointments_query(doctor_id: str, linked: bool | None, patient_id: str | None) -> dict[str, Any]:
+        """Return the filter of the doctor's appointments, linked or free, or linked to this patient, if asked."""
         # An id that is not an ObjectId fits no cursor (nor a read by id): such an appointment is not listed.
         query: dict[str, Any] = {"doctor_id": exactly(doctor_id), "_id": {"$type": "objectId"}}
         if linked is not None:
             query["patient_id"] = {"$ne": None} if linked else None
+        if patient_id is not None:
+            # Either form of the id: the scheduler may have stored it as text.
+            query["patient_id"] = {"$in": [object_id(patient_id), patient_id]}
+        return query
+
+    @staticmethod
+    def _dated_between(starts_from: datetime.datetime | None,
+                       starts_before: datetime.datetime | None) -> dict[str, Any]:
+        """Return the condition on a date this service stored that is at or after one moment and before another."""
+        dated: dict[str, Any] = dict(DATED)
+        if starts_from is not None:
+            dated["$gte"] = starts_from
+        if starts_before is not None:
+            dated["$lt"] = starts_before
+        return dated
+
+    def count_appointments(self, doctor_id: str, patient_id: str | None = None,
+                           starts_from: datetime.datetime | None = None,
+                           starts_before: datetime.datetime | None = None) -> int:
+        """Return how many of the doctor's appointments list_appointments would list with these filters, in all."""
+        query = self._appointments_query(doctor_id, None, patient_id)
+        if starts_from is not None or starts_before is not None:
+            query["date"] = self._dated_between(starts_from, starts_before)
+        # On doctor_by_date, or doctor_linked_by_date for one patient: a count of index keys, no document opened.
+        return self._db[APPOINTMENTS].count_documents(query, session=self._session)
+
+    def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,
+                          linked: bool | None = None, patient_id: str | None = None,
+                          starts_from: datetime.datetime | None = None,
+                          starts_before: datetime.datetime | None = None) -> Page:
+        """Return one page of the doctor's appointments, the dated ones first by date, and the next page's cursor.
+
+        With a time range (starts_from, starts_before), only appointments whose date this service can read as one.
+        """
+        query = self._appointments_query(doctor_id, linked, patient_id)
+        in_range = starts_from is not None or starts_before is not None
         dated: list[dict[str, Any]] = []
         if not (after and is_undated(after)):
-            dated = self._in_order(APPOINTMENTS, {**query, "date": DATED}, "date", limit + 1, after, descending=False)
+            dated = self._in_order(APPOINTMENTS, {**query, "date": self._dated_between(starts_from, starts_before)},
+                                   "date", limit + 1, after, descending=False)
         undated: list[dict[str, Any]] = []
-        if len(dated) <= limit:
+        if len(dated) <= limit and not in_range:
             query = {**query, "$nor": [{"date": DATED}]}
             if after and is_undated(after):
                 query = {"$and": [query, after_undated_clause(after)]}

@@ -97,15 +97,45 @@ def test_add_and_link_documents_its_example_body_and_its_refusals(document):
     assert [parameter["name"] for parameter in operation["parameters"] if parameter["in"] == "query"] == ["uid"]
 
 
-def test_every_failure_is_the_shared_error_envelope(document):
+# Failures a request to the FHIR view can get before the service sees it (gunicorn's parser, the body's limits): the
+# envelope, beside the OperationOutcome the view answers itself.
+ANSWERED_BEFORE_THE_SERVICE = {"400", "408", "413", "414", "431"}
+
+
+def test_every_failure_is_the_shared_error_envelope_or_under_fhir_an_operation_outcome(document):
     error = document["components"]["schemas"]["Error"]
     assert error["required"] == ["success", "error"]
     assert set(error["properties"]) == {"success", "error", "details", "data"}
+    envelope = {"schema": {"$ref": "#/components/schemas/Error"}}
+    outcome = {"schema": {"$ref": "#/components/schemas/OperationOutcome"}}
     for path, method, operation in operations(document):
         for status, response in operation["responses"].items():
-            if int(status) >= 400:
-                schema = resolve(document, response)["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/Error"}, (method, path, status)
+            if int(status) < 400:
+                continue
+            content = resolve(document, response)["content"]
+            if not path.startswith("/fhir/"):
+                assert content == {"application/json": envelope}, (method, path, status)
+            elif status in ("414", "431"):
+                assert content == {"application/json": envelope}, (method, path, status)
+            else:
+                expected = {"application/fhir+json": outcome}
+                if status in ANSWERED_BEFORE_THE_SERVICE:
+                    expected["application/json"] = envelope
+                assert content == expected, (method, path, status)
+
+
+def test_the_fhir_operations_answer_fhir_json(document):
+    fhir = [(path, method, operation) for path, method, operation in operations(document) if path.startswith("/fhir/")]
+
+    assert sorted((path, method) for path, method, _ in fhir) == [
+        ("/fhir/Appointment", "get"), ("/fhir/Appointment/{appointment_id}", "get"), ("/fhir/Patient", "get"),
+        ("/fhir/Patient/{patient_id}", "get"), ("/fhir/Patient/{patient_id}/_history", "get"),
+        ("/fhir/Patient/{patient_id}/_history/{version}", "get"), ("/fhir/metadata", "get")]
+    for path, _, operation in fhir:
+        assert list(operation["responses"]["200"]["content"]) == ["application/fhir+json"], path
+    search = {parameter["name"]: parameter for parameter in document["paths"]["/fhir/Appointment"]["get"]["parameters"]}
+    assert search["date"]["schema"]["type"] == "array" and search["date"]["explode"] is True
+    assert {"uid", "_format", "_count", "after", "patient", "date"} == set(search)
 
 
 def test_every_response_documents_its_request_id_header(document):
@@ -157,7 +187,7 @@ def test_bearer_scheme_protects_every_operation_but_the_public_ones(document):
         "type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
     assert "security" not in document
     public = {(path, method) for path, method, operation in operations(document) if "security" not in operation}
-    assert public == {("/healthz", "get"), ("/readyz", "get"), ("/openapi.json", "get")}
+    assert public == {("/healthz", "get"), ("/readyz", "get"), ("/openapi.json", "get"), ("/fhir/metadata", "get")}
     for path, method, operation in operations(document):
         if (path, method) not in public:
             assert operation["security"] == [{"bearerAuth": []}], (method, path)

@@ -16,6 +16,7 @@ from schemathesis.specs.openapi.checks import (
 from app import create_app
 from app.http.idempotency import KEY
 from tests.conftest import make_config, make_token
+from tests.fhir_models import valid_fhir
 
 DOCTOR = "doctor_a"
 CLIENT = mongomock.MongoClient(tz_aware=True)
@@ -71,6 +72,12 @@ def steer_towards_real_records(case):
                                 "appointment_id": free_appointment(patient_id if linked else None)}
         if isinstance(case.body, dict) and "patient_id" in case.body:
             case.body = {**case.body, "patient_id": patient_id}
+    elif operation.path.startswith("/fhir/Patient/") and case.path_parameters:
+        patient = DB.patients.find_one({"doctor_id": DOCTOR})
+        if patient is not None:
+            case.path_parameters = {**case.path_parameters, "patient_id": str(patient["_id"])}
+    elif operation.path == "/fhir/Appointment/{appointment_id}" and case.path_parameters:
+        case.path_parameters = {**case.path_parameters, "appointment_id": free_appointment(own_patient())}
     elif operation.path in ("/patients/{patient_id}", "/patients/{patient_id}/history") and case.path_parameters:
         patient = DB.patients.find_one({"doctor_id": DOCTOR})
         if patient is not None:
@@ -88,5 +95,11 @@ def test_every_answer_is_documented_and_no_request_breaks_the_service(case):
     response = case.call_and_validate(headers={"Authorization": "Bearer " + make_token(DOCTOR)}, checks=CHECKS)
     if not 200 <= response.status_code < 300:
         body = response.json()
+        if case.operation.path.startswith("/fhir/"):
+            # The FHIR view answers every failure as an OperationOutcome, valid by fhir.resources' model.
+            assert valid_fhir(body)["resourceType"] == "OperationOutcome", body
+            return
         assert isinstance(body, dict) and body.get("success") is False, body
         assert isinstance(body.get("error"), str) and body["error"], body
+    elif case.operation.path.startswith("/fhir/") and case.method.upper() == "GET":
+        valid_fhir(response.json())
