@@ -161,8 +161,11 @@ def search_patients(records: Records, doctor_id: str, query: dict[str, Any]) -> 
     name, family, given = query.get("name"), query.get("family"), query.get("given")
     born_on, limit, after = query.get("dateOfBirth"), query["limit"], query.get("after")
     if family is None and given is None:
+        total = records.count_patients(doctor_id, name_prefix=name, born_on=born_on)
+        if limit == 0:
+            return [], None, total  # the total alone (FHIR's _count=0)
         items, next_cursor = records.list_patients(doctor_id, limit, after=after, name_prefix=name, born_on=born_on)
-        return items, next_cursor, records.count_patients(doctor_id, name_prefix=name, born_on=born_on)
+        return items, next_cursor, total
     # The blind index finds the start of a name, not which of the two names it starts: the candidates it finds
     # are opened and kept when the right name starts so. The total opens every candidate.
     indexed = family if family is not None else given
@@ -174,9 +177,11 @@ def search_patients(records: Records, doctor_id: str, query: dict[str, Any]) -> 
                     and (_starts(patient.get("firstName"), name) or _starts(patient.get("lastName"), name))):
                 yield patient, cursor
 
+    total = sum(1 for _ in matching(None))
+    if limit == 0:
+        return [], None, total
     found = list(islice(matching(after), limit + 1))
     next_cursor = found[limit - 1][1] if len(found) > limit else None
-    total = sum(1 for _ in matching(None))
     return [patient for patient, _ in found[:limit]], next_cursor, total
 
 
@@ -197,11 +202,13 @@ def find_appointments(records: Records, doctor_id: str, query: dict[str, Any]) -
     patient_id = query.get("patient_id")
     starts_from: datetime.datetime | None = query.get("starts_from")
     starts_before: datetime.datetime | None = query.get("starts_before")
+    total = records.count_appointments(doctor_id, patient_id=patient_id, starts_from=starts_from,
+                                       starts_before=starts_before)
+    if query["limit"] == 0:
+        return [], None, total  # the total alone (FHIR's _count=0)
     items, next_cursor = records.list_appointments(doctor_id, query["limit"], after=query.get("after"),
                                                    patient_id=patient_id, starts_from=starts_from,
                                                    starts_before=starts_before)
-    total = records.count_appointments(doctor_id, patient_id=patient_id, starts_from=starts_from,
-                                       starts_before=starts_before)
     return items, next_cursor, total
 
 

@@ -117,6 +117,22 @@ def test_a_patients_appointments_are_found_by_reference_in_either_stored_form_by
         {"appointment_ids": [later, by_scheduler], "patient_id": patient_id}]
 
 
+def test_an_appointment_search_with_count_0_answers_its_total_alone(client, db, booked, add_appointment):
+    patient_id, _ = booked(at(3))
+    add_appointment(date=at(5), patient_id=ObjectId(patient_id))
+    add_appointment(date=at(4))
+
+    response = client.get(f"/fhir/Appointment?patient=Patient/{patient_id}&_count=0&_total=accurate",
+                          headers=bearer())
+
+    assert response.status_code == 200
+    bundle = fhir_body(response)
+    assert (bundle["total"], bundle["entry"]) == (2, [])
+    assert [link["relation"] for link in bundle["link"]] == ["self"]
+    assert db.audit.find_one({"action": "fhir.appointment.search"})["targets"] == {"appointment_ids": [],
+                                                                                  "patient_id": patient_id}
+
+
 @pytest.mark.parametrize("query, days", [
     ("date=ge2026-12-02&date=le2026-12-03", [2, 3]),
     ("date=2026-12-02", [2]),

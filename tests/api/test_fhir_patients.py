@@ -142,9 +142,10 @@ def test_an_admin_names_the_doctor_with_uid_and_a_doctor_may_not_name_another(cl
 
 @pytest.mark.parametrize("query, named", [
     ("foo=1", "foo"), ("name:exact=smith", "name:exact"), ("_sort=name", "_sort"), ("name=smi&name=jan", "name"),
-    ("_count=0", "_count"), ("_count=201", "_count"), ("_count=x", "_count"), ("birthdate=ge1990-01-01", "birthdate"),
+    ("_count=-1", "_count"), ("_count=201", "_count"), ("_count=x", "_count"), ("birthdate=ge1990-01-01", "birthdate"),
     ("birthdate=1990", "birthdate"), ("name=smith,jones", "name"), ("uid=doctor_a&uid=doctor_b", "uid"),
-    ("after=nope", "after"), ("_summary=count", "_summary"), ("_total=accurate", "_total")])
+    ("after=nope", "after"), ("_summary=count", "_summary"), ("_total=exact", "_total"),
+    ("_totalMethod=count", "_totalMethod")])
 def test_an_unknown_repeated_or_malformed_search_parameter_is_400_naming_it(client, db, query, named):
     response = client.get(f"/fhir/Patient?{query}", headers=bearer())
 
@@ -229,6 +230,27 @@ def test_a_search_by_name_prefix_and_birth_date_pages_through_every_match_with_t
     assert [record["targets"]["patient_ids"] for record in searches] == [seen[:2], seen[2:4], seen[4:]]
     trail = client.get("/audit?uid=doctor_a&limit=1", headers=bearer()).get_json()["data"]
     assert trail[0]["action"] == "fhir.patient.search" and trail[0]["targets"] == {"patient_ids": seen[4:]}
+
+
+@pytest.mark.parametrize("query", ["name=smi&_count=0", "family=smi&_count=0", "_count=0&_total=accurate",
+                                   "name=smi&_total=none"])
+def test_a_search_with_count_0_answers_its_total_alone_and_total_is_always_accurate(client, db, add_patient, query):
+    matches = [add_patient("Jane", f"Smith{i}") for i in range(3)]
+    add_patient("Smithy", "Jones")  # a first name starting so: `name` finds it, `family` does not
+    add_patient("Jane", "Smith", doctor="doctor_b")
+
+    response = client.get(f"/fhir/Patient?{query}", headers=bearer())
+
+    assert response.status_code == 200
+    bundle = fhir_body(response)
+    expected = 3 if query.startswith("family") else 4
+    assert bundle["total"] == expected
+    if "_count=0" in query:
+        assert bundle["entry"] == []
+        assert [link["relation"] for link in bundle["link"]] == ["self"]
+        assert audit_of(db, "fhir.patient.search")[-1]["targets"] == {"patient_ids": []}
+    else:
+        assert len(bundle["entry"]) == expected and matches[0]["_id"] in [e["resource"]["id"] for e in bundle["entry"]]
 
 
 def test_family_given_and_name_tell_the_names_apart(client, add_patient):

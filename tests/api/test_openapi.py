@@ -135,7 +135,7 @@ def test_the_fhir_operations_answer_fhir_json(document):
         assert list(operation["responses"]["200"]["content"]) == ["application/fhir+json"], path
     search = {parameter["name"]: parameter for parameter in document["paths"]["/fhir/Appointment"]["get"]["parameters"]}
     assert search["date"]["schema"]["type"] == "array" and search["date"]["explode"] is True
-    assert {"uid", "_format", "_count", "after", "patient", "date"} == set(search)
+    assert {"uid", "_format", "_count", "_total", "after", "patient", "date"} == set(search)
 
 
 def test_every_response_documents_its_request_id_header(document):

@@ -143,7 +143,8 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "format": ["json", "application/fhir+json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Read-only. Searches take _count (1 to 200, default 50) and page with the `next` link; "
+            "documentation": "Read-only. Searches take _count (0 to 200, default 50; 0 for the total alone) and "
+                             "_total (always accurate), and page with the `next` link; "
                              "any other parameter but _format and uid is refused with 400.",
             "security": {
                 "service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",

@@ -27,6 +27,8 @@ SERVED_TYPES = ("application/fhir+json", "application/json", "application/json+f
 SERVED_FORMATS = ("json", *SERVED_TYPES)
 # The one parameter a search may give twice: two bounds of a time range (date=ge...&date=le...).
 REPEATABLE = ("date",)
+# FHIR's _total asks how exactly to count the matches (http://hl7.org/fhir/R4/search.html#total).
+TOTAL_ASKS = ("none", "estimate", "accurate")
 DATE_BOUNDS_MAX = 2
 UTC = datetime.timezone.utc
 EARLIEST = datetime.datetime.min.replace(tzinfo=UTC)
@@ -107,7 +109,17 @@ class FhirPageQuery(FhirQuery):
                           metadata={"description": "Where the page starts: given in the `next` link"})
 
 
-class PatientSearchQuery(FhirPageQuery):
+class FhirSearchQuery(FhirPageQuery):
+    """What a FHIR search takes beyond a page: `_count=0` for the total alone, and FHIR's `_total`."""
+
+    count = fields.Integer(data_key="_count", load_default=PAGE_DEFAULT, validate=validate.Range(min=0, max=PAGE_MAX),
+                           metadata={"description": f"Entries per page, 0 to {PAGE_MAX}; 0 answers the total alone"})
+    # Every search counts its matches exactly, so each of FHIR's three asks gets the same accurate total.
+    total = fields.String(data_key="_total", validate=validate.OneOf(TOTAL_ASKS),
+                          metadata={"description": "none, estimate or accurate: the total is always accurate"})
+
+
+class PatientSearchQuery(FhirSearchQuery):
     """FHIR's Patient search parameters the view serves."""
 
     name = _name_search("The start of a first or last name, any case, from 3 characters; shorter, a whole name")
@@ -116,7 +128,7 @@ class PatientSearchQuery(FhirPageQuery):
     birthdate = BirthDate(metadata={"description": "The date of birth, exactly"})
 
 
-class AppointmentSearchQuery(FhirPageQuery):
+class AppointmentSearchQuery(FhirSearchQuery):
     """FHIR's Appointment search parameters the view serves."""
 
     patient = fields.String(validate=validate.Regexp(PATIENT_REFERENCE, error="Must be Patient/<24-hex id>."),
