@@ -26,6 +26,13 @@ JWKS_TIMEOUT_SECONDS = 5
 JWKS_REFRESH_COOLDOWN_SECONDS = 30
 # After a failed fetch, answer 503 without asking again for this long.
 JWKS_RETRY_SECONDS = 5
+# A token verified once is taken again without verifying its signature and claims for at most this long, and never
+# past its exp: the same bytes verify the same way, so this only defers what a withdrawn key or a passing exp
+# decide, by less than the JWKS cache already does. Verifying is the request's largest step after the database's.
+VERIFIED_TOKEN_SECONDS = 60
+# The most tokens kept verified at once (oldest forgotten first), and the longest kept: memory stays bounded.
+VERIFIED_TOKENS_KEPT = 1024
+VERIFIED_TOKEN_MAX_LENGTH = 4096
 
 
 class _IdentityProviderKeys:
@@ -43,6 +50,7 @@ class _IdentityProviderKeys:
         self._cooldown = JWKS_REFRESH_COOLDOWN_SECONDS
         self._retry_seconds = JWKS_RETRY_SECONDS
         self._keys: dict[str, jwt.PyJWK] | None = None  # of the last key set fetched, its signing keys only
+        self.fetches = 0  # key sets fetched so far: a token verified under an earlier one is verified again
         self._fetched_at = 0.0
         self._failed_at: float | None = None
         # One fetch at a time: requests waiting on a fetch then read the set it brought.
@@ -80,6 +88,44 @@ class _IdentityProviderKeys:
             if key.public_key_use in ("sig", None) and isinstance(key.key_id, str) and key.key_id:
                 keys.setdefault(key.key_id, key)
         self._keys, self._fetched_at, self._failed_at = keys, self._clock(), None
+        self.fetches += 1
+
+    def trusted_until(self) -> float:
+        """Return when, on clock, the key set in hand stops being trusted without fetching it again."""
+        return self._fetched_at + self._lifespan
+
+
+class _VerifiedTokens:
+    """The callers of tokens verified lately, each until its exp, VERIFIED_TOKEN_SECONDS on clock or the end of trust
+    in the keys that verified it, whichever is first; bounded in number and in token length."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self._kept: dict[str, tuple[Caller, float, float, int]] = {}
+
+    def caller(self, token: str, keys: int) -> "Caller | None":
+        """Return the caller of a token verified lately under the key set `keys` and still within its exp, or None."""
+        kept = self._kept.get(token)
+        if kept is None:
+            return None
+        caller, expires, fresh_until, verified_under = kept
+        if verified_under != keys or time.time() >= expires or self._clock() >= fresh_until:
+            self._kept.pop(token, None)
+            return None
+        return caller
+
+    def keep(self, token: str, caller: "Caller", expires: float, keys: int, keys_trusted_until: float) -> None:
+        """Keep a token's caller after verifying it under the key set `keys`, forgetting the oldest when full."""
+        if len(token) > VERIFIED_TOKEN_MAX_LENGTH:
+            return
+        if len(self._kept) >= VERIFIED_TOKENS_KEPT:
+            try:
+                oldest = next(iter(self._kept))
+            except (StopIteration, RuntimeError):  # emptied, or changed by another thread meanwhile
+                oldest = token
+            self._kept.pop(oldest, None)
+        fresh_until = min(self._clock() + VERIFIED_TOKEN_SECONDS, keys_trusted_until)
+        self._kept[token] = (caller, expires, fresh_until, keys)
 
 
 @dataclass(frozen=True)
@@ -113,6 +159,7 @@ class TokenVerifier:
         self._admin_role = config.JWT_ADMIN_ROLE
         self._max_lifetime = config.JWT_MAX_LIFETIME_SECONDS
         self._options: Options = {"require": ["exp", "sub"], "verify_aud": bool(config.JWT_AUDIENCE)}
+        self._verified = _VerifiedTokens(clock)
 
     def verify(self, authorization: str | None) -> Caller:
         """Return the caller of an `Authorization: Bearer` header value, or refuse with 401."""
@@ -120,6 +167,9 @@ class TokenVerifier:
         if scheme.lower() != "bearer" or not token.strip():
             raise MissingBearerToken()
         token = token.strip()
+        known = self._verified.caller(token, self._key_set())
+        if known is not None:
+            return known
         try:
             claims = jwt.decode(
                 token,
@@ -141,8 +191,15 @@ class TokenVerifier:
         if not self._is_short_lived(claims):
             raise NotAuthenticated("Invalid token")
         roles = claims.get("roles")
-        is_admin = isinstance(roles, list) and self._admin_role in roles
-        return Caller(subject=subject, is_admin=is_admin)
+        caller = Caller(subject=subject, is_admin=isinstance(roles, list) and self._admin_role in roles)
+        trusted_until = (self._key.trusted_until() if isinstance(self._key, _IdentityProviderKeys)
+                         else float("inf"))
+        self._verified.keep(token, caller, claims["exp"], self._key_set(), trusted_until)
+        return caller
+
+    def _key_set(self) -> int:
+        """Return which key set verifies tokens now: a refetched JWKS is a new one (a key may have been withdrawn)."""
+        return self._key.fetches if isinstance(self._key, _IdentityProviderKeys) else 0
 
     def _is_short_lived(self, claims: dict[str, Any]) -> bool:
         """Tell whether the token lives at most the configured maximum and was not issued for a future sign-in."""

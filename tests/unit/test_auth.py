@@ -7,6 +7,7 @@ import jwt
 import pytest
 from marshmallow import ValidationError
 
+from app.http import auth
 from app.http.answers import refusal_answer
 from app.http.auth import Caller, TokenVerifier, acting_doctor
 from app.http.refusals import NotAuthenticated
@@ -159,3 +160,77 @@ def test_a_uid_of_only_unicode_or_control_whitespace_is_missing():
     for blank in ("\xa0", "\x1c", "\u2003", "\t"):
         with pytest.raises(MissingDoctorId):
             acting_doctor(Caller("ops", True), blank)
+
+
+class Clock:
+    """A monotonic clock that moves only when the test moves it."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def decodes(monkeypatch):
+    """Count the tokens PyJWT decodes (verifies), letting each decode as it would."""
+    counted = []
+    decode = jwt.decode
+
+    def counting(token, *args, **kwargs):
+        counted.append(token)
+        return decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(auth.jwt, "decode", counting)
+    return counted
+
+
+def test_a_verified_token_is_taken_again_without_verifying_it_until_a_minute_passes(decodes):
+    clock = Clock()
+    verifier = TokenVerifier(make_config(), clock=clock)
+    token = make_token("doc_1", roles=["admin"])
+    assert [verifier.verify("Bearer " + token) for _ in range(3)] == [Caller("doc_1", True)] * 3
+    assert len(decodes) == 1
+    clock.now += auth.VERIFIED_TOKEN_SECONDS - 1
+    verifier.verify("Bearer " + token)
+    assert len(decodes) == 1
+    clock.now += 1
+    assert verifier.verify("Bearer " + token) == Caller("doc_1", True)
+    assert len(decodes) == 2
+
+
+def test_a_verified_token_is_verified_again_once_its_exp_passes(verifier, decodes, monkeypatch):
+    token = make_token("doc_1", ttl=5)
+    verifier.verify("Bearer " + token)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    decodes.clear()
+    monkeypatch.setattr(auth.time, "time", lambda: expires + auth.LEEWAY_SECONDS + 1)
+    # Past its exp and the leeway, on the clock the verifier reads: verified again, by PyJWT's own clock here.
+    verifier.verify("Bearer " + token)
+    assert decodes == [token]
+
+
+def test_a_bad_token_is_never_taken_as_verified(verifier, decodes):
+    token = make_token("doc_1")[:-2] + "xx"
+    for _ in range(2):
+        with pytest.raises(NotAuthenticated):
+            verifier.verify("Bearer " + token)
+    assert len(decodes) == 2
+
+
+def test_the_verified_tokens_kept_are_bounded_oldest_forgotten_first(verifier, decodes, monkeypatch):
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS_KEPT", 2)
+    first, second, third = (make_token(f"doc_{n}") for n in range(3))
+    for token in (first, second, third, third, second):
+        verifier.verify("Bearer " + token)
+    assert decodes == [first, second, third]
+    verifier.verify("Bearer " + first)
+    assert decodes == [first, second, third, first]
+
+
+def test_a_token_longer_than_kept_ones_is_verified_each_time(verifier, decodes):
+    token = make_token("doc_1", note="x" * auth.VERIFIED_TOKEN_MAX_LENGTH)
+    verifier.verify("Bearer " + token)
+    verifier.verify("Bearer " + token)
+    assert len(decodes) == 2
