@@ -65,7 +65,7 @@ test: $(STAMP)
 	$(VENV)/bin/mypy --no-error-summary
 	$(VENV)/bin/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
-# Neither is part of `make test`. bench takes about 4 minutes, wants a quiet machine and writes bench/RESULTS.md.
+# Neither is part of `make test`. bench takes about 3 minutes, wants a quiet machine and writes bench/RESULTS.md.
 bench: $(STAMP)
 	$(VENV)/bin/python bench/run.py
 
