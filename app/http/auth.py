@@ -26,9 +26,9 @@ JWKS_TIMEOUT_SECONDS = 5
 JWKS_REFRESH_COOLDOWN_SECONDS = 30
 # After a failed fetch, answer 503 without asking again for this long.
 JWKS_RETRY_SECONDS = 5
-# A token verified once is taken again without verifying its signature and claims for at most this long, and never
-# past its exp: the same bytes verify the same way, so this only defers what a withdrawn key or a passing exp
-# decide, by less than the JWKS cache already does. Verifying is the request's largest step after the database's.
+# A token verified once is taken again without verifying its signature and claims for at most this long: the same
+# bytes verify the same way until their exp passes or their key set is fetched again, and an entry outlives neither.
+# Verifying was the request's largest step after the database's.
 VERIFIED_TOKEN_SECONDS = 60
 # The most tokens kept verified at once (oldest forgotten first), and the longest kept: memory stays bounded.
 VERIFIED_TOKENS_KEPT = 1024
