@@ -90,15 +90,22 @@ class BirthDate(fields.String):
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            if not ISO_DATE.match(text):
-                raise ValueError
-            born = datetime.date.fromisoformat(text)
-        except ValueError:
-            raise ValidationError("Must be a calendar date YYYY-MM-DD.") from None
+        born = calendar_date(text)
+        if born is None:
+            raise ValidationError("Must be a calendar date YYYY-MM-DD.")
         if born > latest_birth_date():
             raise ValidationError("Must not be in the future.")
         return text
+
+
+def calendar_date(value: Any) -> datetime.date | None:
+    """Return the date a YYYY-MM-DD text names, or None for anything else (another form, or no such day)."""
+    if not isinstance(value, str) or not ISO_DATE.match(value):
+        return None
+    try:
+        return datetime.date.fromisoformat(value)
+    except ValueError:  # 2023-02-30
+        return None
 
 
 def latest_birth_date() -> datetime.date:
@@ -271,19 +278,29 @@ class LinkPatientSchema(StrictSchema):
     patient_id = ObjectIdString(required=True)
 
 
+def doctor_uid(**options: Any) -> fields.String:
+    """Return the query parameter naming a doctor by uid, as every route that takes one checks it."""
+    return fields.String(validate=[validate.Length(min=1, max=UID_MAX), validate.Regexp(DOCTOR_UID, error=UID_RULE)],
+                         **options)
+
+
+def page_cursor(**options: Any) -> fields.String:
+    """Return the query parameter a page starts after: a cursor this service issued."""
+    return fields.String(validate=[validate.Length(min=1, max=CURSOR_MAX),
+                                   validate.Regexp(CURSOR, error="Not a cursor this service issued.")], **options)
+
+
 class DoctorQuery(StrictSchema):
     """Query parameters of a request made for one doctor."""
 
-    uid = fields.String(required=True, validate=[validate.Length(min=1, max=UID_MAX),
-                                                 validate.Regexp(DOCTOR_UID, error=UID_RULE)])
+    uid = doctor_uid(required=True)
 
 
 class ListingQuery(DoctorQuery):
     """Query parameters of a paginated list."""
 
     limit = fields.Integer(load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX))
-    after = fields.String(validate=[validate.Length(min=1, max=CURSOR_MAX),
-                                    validate.Regexp(CURSOR, error="Not a cursor this service issued.")])
+    after = page_cursor()
 
 
 class AppointmentListQuery(ListingQuery):

@@ -6,7 +6,7 @@ of the resource rather than answered as something it is not, and never fails the
 import datetime
 from typing import Any
 
-from app.service.schemas import ISO_DATE, OBJECT_ID, utc_text
+from app.service.schemas import OBJECT_ID, calendar_date, utc_text
 
 FHIR_VERSION = "4.0.1"
 # Who keeps the records: a doctor's uid, named by identifier (the view serves no Practitioner to point at).
@@ -34,17 +34,6 @@ def version_id(value: Any) -> str | None:
 def weak_etag(version: str) -> str:
     """Return the ETag FHIR gives a resource at a version: weak, as the resource's JSON may change shape."""
     return f'W/"{version}"'
-
-
-def _birth_date(value: Any) -> str | None:
-    """Return a date of birth as a FHIR date, or None for one stored in another form."""
-    if not isinstance(value, str) or not ISO_DATE.match(value):
-        return None
-    try:
-        datetime.date.fromisoformat(value)
-    except ValueError:
-        return None
-    return value
 
 
 def _member(record: dict[str, Any], name: str) -> dict[str, Any]:
@@ -76,8 +65,8 @@ def patient_resource(patient: dict[str, Any], version: Any, last_updated: Any) -
                (("phone", text(contact.get("phone"))), ("email", text(contact.get("email")))) if value]
     if telecom:
         resource["telecom"] = telecom
-    born = _birth_date(patient.get("dateOfBirth"))
-    if born:
+    born = patient.get("dateOfBirth")
+    if calendar_date(born):  # a date of birth stored in another form is left out
         resource["birthDate"] = born
     address = _member(patient, "address")
     parts = {fhir_name: value for fhir_name, value in

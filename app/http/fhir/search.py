@@ -8,18 +8,16 @@ from marshmallow import ValidationError, fields, validate
 
 from app.http.refusals import UnsupportedFormat
 from app.service.schemas import (
-    CURSOR_MAX,
-    DOCTOR_UID,
     NAME_MAX,
     PAGE_DEFAULT,
     PAGE_MAX,
-    UID_MAX,
-    UID_RULE,
     BirthDate,
     StrictSchema,
     Text,
+    doctor_uid,
+    page_cursor,
 )
-from app.store.cursors import CURSOR, HEX_ID
+from app.store.cursors import HEX_ID
 
 # The media types the view answers in: FHIR JSON, also asked for as plain JSON or by its older name.
 SERVED_TYPES = ("application/fhir+json", "application/json", "application/json+fhir")
@@ -94,9 +92,8 @@ class FormatQuery(StrictSchema):
 class FhirQuery(FormatQuery):
     """What every FHIR interaction on records takes: the format, and the doctor (the token's subject unless named)."""
 
-    uid = fields.String(validate=[validate.Length(min=1, max=UID_MAX), validate.Regexp(DOCTOR_UID, error=UID_RULE)],
-                        metadata={"description": "The doctor whose records to read: by default the token's subject; "
-                                                 "another doctor only with an admin token"})
+    uid = doctor_uid(metadata={"description": "The doctor whose records to read: by default the token's subject; "
+                                              "another doctor only with an admin token"})
 
 
 class FhirPageQuery(FhirQuery):
@@ -104,9 +101,7 @@ class FhirPageQuery(FhirQuery):
 
     count = fields.Integer(data_key="_count", load_default=PAGE_DEFAULT, validate=validate.Range(min=1, max=PAGE_MAX),
                            metadata={"description": f"Entries per page, 1 to {PAGE_MAX}"})
-    after = fields.String(validate=[validate.Length(min=1, max=CURSOR_MAX),
-                                    validate.Regexp(CURSOR, error="Not a cursor this service issued.")],
-                          metadata={"description": "Where the page starts: given in the `next` link"})
+    after = page_cursor(metadata={"description": "Where the page starts: given in the `next` link"})
 
 
 class FhirSearchQuery(FhirPageQuery):
