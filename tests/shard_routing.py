@@ -10,7 +10,7 @@ Not judged, and why:
 - collections other than the five sharded by doctor (app.store.db.SHARDED_BY_DOCTOR): the key vault and the search
   key stay unsharded (MongoDB's key vault must not be sharded; one data key, read once per start), and so may
   rate_limit_windows, whose every command the limits library selects by `_id` (docs/scaling.md);
-- createIndexes and dropIndexes: index upkeep goes to every shard by its nature, at a start;
+- createIndexes, dropIndexes and listIndexes: index upkeep goes to every shard by its nature, at a start;
 - getMore and killCursors: they continue or close a cursor whose find or aggregate was judged when it opened;
 - reads marked as looking across doctors (app.store.records.ACROSS_DOCTORS, a `$comment` in their filter): the one
   that tells a refused request's 403 from its 404, and the start's and operator commands' scans. Writes are
@@ -33,7 +33,7 @@ from app.store.db import SHARD_KEY, SHARDED_BY_DOCTOR
 from app.store.records import ACROSS_DOCTORS
 from tests.conftest import CommandsStarted
 
-NOT_JUDGED = ("createIndexes", "dropIndexes", "getMore", "killCursors")
+NOT_JUDGED = ("createIndexes", "dropIndexes", "listIndexes", "getMore", "killCursors")
 # The commands that select documents by one filter, and the field that holds it.
 FILTER_OF = {"find": "filter", "count": "query", "distinct": "query", "findAndModify": "query"}
 READS = ("find", "count", "distinct", "aggregate")

@@ -23,7 +23,7 @@ from app.store.records import (
     AuditContext,
     Records,
 )
-from app.store.sealing import PlainValues, SealedValues, ValueStorage
+from app.store.sealing import FOUND_BY, PlainValues, SealedValues, ValueStorage
 from app.store.unit_of_work import DURABLE, UnitOfWork
 from config import Config, MasterKey
 
@@ -40,10 +40,10 @@ SHARDED_BY_DOCTOR = (PATIENTS, APPOINTMENTS, AUDIT, PATIENT_VERSIONS, IDEMPOTENC
 INDEXES = {
     PATIENTS: [
         pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
-        # The searches of sealed patients: blind indexes of name prefixes and of the date of birth.
-        pymongo.IndexModel([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name"),
-        pymongo.IndexModel([("doctor_id", 1), ("birth_index", 1), ("created_at", -1), ("_id", -1)],
-                           name="doctor_sealed_birth_newest"),
+        # The searches of sealed patients, by name prefix, date of birth or both, on one index of the blind indexes
+        # each is found by (sealing.FOUND_BY). The key a search names is an equality, so the index gives the order.
+        pymongo.IndexModel([("doctor_id", 1), (FOUND_BY, 1), ("created_at", -1), ("_id", -1)],
+                           name=leftovers.PATIENTS_FOUND_BY_INDEX),
     ],
     APPOINTMENTS: [
         # A list's dated appointments come in index order (a `$type: date` bound on `date`); those another program
@@ -131,6 +131,7 @@ class ClinicDatabase:
                 return
             for collection, indexes in INDEXES.items():
                 self.db[collection].create_indexes(indexes)
+            leftovers.blind_indexes_under_one_index(self.db)
             if self.master_key is None:
                 leftovers.plain_patients_to_be_stored(self.db)
                 self.values = PlainValues()

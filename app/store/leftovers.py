@@ -1,10 +1,13 @@
-"""What earlier versions of the service may have left: patients stored plain, and values sealed before binding.
+"""What earlier versions of the service may have left: patients stored plain, values sealed before binding, and
+blind indexes under an index per search.
 
 A start looks for each through an index that holds only such records, until one finds none; it then notes that in
 the database (STATE) and drops the index, so that no later write pays for keeping it: an index costs the server on
 every insert, even one it gives no entry. Nothing the service writes now is such a record, except a patient written
-with encryption off, and a start with encryption off takes the note back before it stores any.
+with encryption off, and a start with encryption off takes the note back before it stores any. The blind indexes
+kept outside FOUND_BY are moved by the first start that finds the note missing, in one walk of the patients.
 """
+from collections.abc import Iterable
 from typing import Any
 
 import pymongo
@@ -13,12 +16,13 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from app.store.records import APPOINTMENTS, EVERY_DOCTOR, IDEMPOTENCY, PATIENT_VERSIONS, PATIENTS
-from app.store.sealing import PLAIN_PATIENTS, UNBOUND
+from app.store.sealing import EARLIER_BLIND_INDEXES, FOUND_BY, PLAIN_PATIENTS, UNBOUND
 
 # One small document per note, by its name; never sharded (see docs/scaling.md).
 STATE = "database_state"
 NO_PLAIN_PATIENTS = "no plain patients"
 EVERY_VALUE_BOUND = "every sealed value bound"
+BLIND_INDEXES_UNDER_ONE_INDEX = "blind indexes under one index"
 INDEX_NOT_FOUND = 27  # MongoDB's error code for dropping an index that is not there
 
 PLAIN_PATIENTS_INDEX = "plain_patients"
@@ -32,6 +36,10 @@ PLAIN_PATIENT_INDEXES = [
     pymongo.IndexModel([("doctor_id", 1), ("dateOfBirth", 1), ("created_at", -1), ("_id", -1)],
                        name="doctor_born_newest"),
 ]
+
+PATIENTS_FOUND_BY_INDEX = "doctor_found_by_newest"
+# The indexes sealed patients were searched through before PATIENTS_FOUND_BY_INDEX: one per search.
+EARLIER_PATIENT_INDEXES = ("doctor_sealed_name", "doctor_sealed_birth_newest")
 
 UNBOUND_INDEX = "unbound_sealed"
 # The collections holding sealed values, each looked for values sealed before binding (without the mark of being
@@ -52,7 +60,7 @@ def plain_patients_remain(db: Database[dict[str, Any]]) -> bool:
     if next(patients.find(query, {"_id": 1}).hint(PLAIN_PATIENTS_INDEX).limit(1), None) is not None:
         return True
     _note(db, NO_PLAIN_PATIENTS)
-    _drop(patients, PLAIN_PATIENT_INDEXES)
+    _drop(patients, _names(PLAIN_PATIENT_INDEXES))
     return False
 
 
@@ -74,8 +82,29 @@ def unbound_values_remain(db: Database[dict[str, Any]]) -> list[str]:
     if not remaining:
         _note(db, EVERY_VALUE_BOUND)
         for collection in SEALED_COLLECTIONS:
-            _drop(db[collection], [UNBOUND_SEALED])
+            _drop(db[collection], [UNBOUND_INDEX])
     return remaining
+
+
+def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
+    """Move the blind indexes of patients sealed before FOUND_BY into it, then drop the indexes they had.
+
+    Instances of the earlier version must be stopped first: a patient one of them stores afterwards is not found by
+    the searches (it is still listed and read).
+    """
+    if _noted(db, BLIND_INDEXES_UNDER_ONE_INDEX):
+        return
+    patients = db[PATIENTS]
+    # Once in a database's life, across every doctor (every shard): a walk of the patients sealed until then.
+    earlier = {"$or": [{name: {"$exists": True}} for name in EARLIER_BLIND_INDEXES], "$comment": EVERY_DOCTOR}
+    for stored in patients.find(earlier, {"doctor_id": 1, **dict.fromkeys(EARLIER_BLIND_INDEXES, 1)}):
+        names, born = stored.get("name_index"), stored.get("birth_index")
+        keys = [*(names if isinstance(names, list) else []), *([born] if born else [])]
+        # Only while still where they were: another worker starting at the same time may have moved them.
+        still = {"_id": stored["_id"], "doctor_id": stored.get("doctor_id"), FOUND_BY: {"$exists": False}}
+        patients.update_one(still, {"$set": {FOUND_BY: keys}, "$unset": dict.fromkeys(EARLIER_BLIND_INDEXES, "")})
+    _note(db, BLIND_INDEXES_UNDER_ONE_INDEX)
+    _drop(patients, [name for name in EARLIER_PATIENT_INDEXES if name in patients.index_information()])
 
 
 def _noted(db: Database[dict[str, Any]], note: str) -> bool:
@@ -88,11 +117,16 @@ def _note(db: Database[dict[str, Any]], note: str) -> None:
     db[STATE].update_one({"_id": note}, {"$setOnInsert": {"_id": note}}, upsert=True)
 
 
-def _drop(collection: Collection[dict[str, Any]], indexes: list[pymongo.IndexModel]) -> None:
-    """Drop these indexes of the collection, those already gone (another worker starting too) aside."""
-    for index in indexes:
+def _drop(collection: Collection[dict[str, Any]], names: Iterable[str]) -> None:
+    """Drop the indexes of the collection with these names, those already gone (another worker starting too) aside."""
+    for name in names:
         try:
-            collection.drop_index(index.document["name"])
+            collection.drop_index(name)
         except OperationFailure as error:
             if error.code != INDEX_NOT_FOUND:
                 raise
+
+
+def _names(indexes: list[pymongo.IndexModel]) -> list[str]:
+    """Return the names of these indexes."""
+    return [index.document["name"] for index in indexes]

@@ -18,7 +18,7 @@ from app.store.cursors import (
     is_undated,
 )
 from app.store.exceptions import NotSealedForThisRecord
-from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, ValueStorage
+from app.store.sealing import PLAIN_SEARCH_FIELDS, STORAGE_FIELDS, ValueStorage
 from app.store.showable import UNSHOWABLE, showable
 from app.store.writes import BatchedWrites, CommandWrites
 
@@ -254,7 +254,7 @@ class Records:
         stored = self._values.patient(patient_id, doctor_id, fields)
         # Whatever the old form held that the new one does not: a removed field, or a plain record's values when
         # it is stored sealed from now on.
-        removed = {name: "" for name in (*own_fields(patient), *SEALED_FIELDS, *PLAIN_SEARCH_FIELDS)
+        removed = {name: "" for name in (*own_fields(patient), *STORAGE_FIELDS, *PLAIN_SEARCH_FIELDS)
                    if name not in stored}
         update = {"$set": {**stored, "version": version + 1, "updated_at": moment, "updated_by": actor}}
         if removed:
@@ -292,13 +292,7 @@ class Records:
 
     def _patients_query(self, doctor_id: str, name_prefix: str | None, born_on: str | None) -> dict[str, Any]:
         """Return the filter of the doctor's patients with a name starting with name_prefix and born on born_on."""
-        query: dict[str, Any] = {"doctor_id": doctor_id}
-        searches = [self._values.name_search(doctor_id, name_prefix) if name_prefix else {},
-                    self._values.birth_search(doctor_id, born_on) if born_on else {}]
-        for search in searches:
-            # One flat filter where the searches' fields differ: some servers plan indexes for no other shape.
-            query = {"$and": [query, search]} if query.keys() & search.keys() else {**query, **search}
-        return query
+        return {"doctor_id": doctor_id, **self._values.patient_search(doctor_id, name_prefix, born_on)}
 
     def list_patients(self, doctor_id: str, limit: int, after: str | None = None, name_prefix: str | None = None,
                       born_on: str | None = None) -> Page:
@@ -308,7 +302,7 @@ class Records:
 
     def count_patients(self, doctor_id: str, name_prefix: str | None = None, born_on: str | None = None) -> int:
         """Return how many of the doctor's patients list_patients would list with these searches, over every page."""
-        # Counted on the index the list reads (doctor_newest, or a blind index's): its keys, no document opened.
+        # Counted on the index the list reads (doctor_newest, or doctor_found_by_newest): its keys, no document opened.
         return self._db[PATIENTS].count_documents(self._patients_query(doctor_id, name_prefix, born_on),
                                                   session=self._session)
 

@@ -8,9 +8,15 @@ from bson import ObjectId
 from app.store.exceptions import NotSealedForThisRecord
 from app.store.field_encryption import FieldEncryption
 
+# The keys a sealed patient is searched by, in one field under one index (db.INDEXES): the blind indexes of its name
+# prefixes and of its date of birth. One index rather than one per search: every index is a table of its own that
+# each insert of a patient writes to.
+FOUND_BY = "found_by"
+# Where a sealed patient kept its blind indexes before they moved to FOUND_BY (app.store.leftovers moves them).
+EARLIER_BLIND_INDEXES = ("name_index", "birth_index")
 # What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
-# (with lower-cased names for the search), or one sealed value, its mark of being bound, and its blind indexes.
-SEALED_FIELDS = ("sealed", "bound", "name_index", "birth_index")
+# (with lower-cased names for the search), or one sealed value and its mark of being bound; and its keys.
+STORAGE_FIELDS = ("sealed", "bound", FOUND_BY, *EARLIER_BLIND_INDEXES)
 PLAIN_SEARCH_FIELDS = ("name_keys",)
 # A name search matches the start of a first or last name from this many characters; a shorter one matches a whole
 # name that short (Li, Wu). Each sealed name keeps one blind index entry per prefix it can be found by, so prefixes of
@@ -60,7 +66,7 @@ class PlainValues:
         """Return a stored patient's own fields (everything but the internal names)."""
         _refuse_sealed(stored, "a patient record")
         return {name: value for name, value in stored.items()
-                if name not in internal and name not in SEALED_FIELDS and name not in PLAIN_SEARCH_FIELDS}
+                if name not in internal and name not in STORAGE_FIELDS and name not in PLAIN_SEARCH_FIELDS}
 
     def version(self, patient_id: ObjectId, doctor_id: str, version: int, fields: dict[str, Any]) -> dict[str, Any]:
         """Return what is stored of the fields of a patient's earlier version."""
@@ -80,16 +86,17 @@ class PlainValues:
         _refuse_sealed(stored, "a patient version")
         return stored["patient"]
 
-    def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
-        """Return the filter matching patients whose first or last name starts with prefix, in any case."""
-        if len(prefix) < SHORTEST_NAME_PREFIX:
-            return {"name_keys": prefix.lower()}
-        # An anchored prefix on lower-cased keys: served by the index.
-        return {"name_keys": {"$regex": "^" + re.escape(prefix.lower())}}
-
-    def birth_search(self, doctor_id: str, born_on: str) -> dict[str, Any]:
-        """Return the filter matching patients born on this date."""
-        return {"dateOfBirth": born_on}
+    def patient_search(self, doctor_id: str, name_prefix: str | None, born_on: str | None) -> dict[str, Any]:
+        """Return the filter of patients with a name starting with name_prefix (any case) and born on born_on."""
+        search: dict[str, Any] = {}
+        if name_prefix and len(name_prefix) < SHORTEST_NAME_PREFIX:
+            search["name_keys"] = name_prefix.lower()
+        elif name_prefix:
+            # An anchored prefix on lower-cased keys: served by the index.
+            search["name_keys"] = {"$regex": "^" + re.escape(name_prefix.lower())}
+        if born_on:
+            search["dateOfBirth"] = born_on
+        return search
 
     def close(self) -> None:
         """Release what these values hold (nothing, stored plain)."""
@@ -155,11 +162,10 @@ class SealedValues(PlainValues):
 
     def patient(self, patient_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         """Return a patient's own fields as one sealed value, with the blind indexes its searches use."""
-        stored = {**self._seal("patient", {"_id": patient_id, "doctor_id": doctor_id}, fields),
-                  "name_index": self._name_index(doctor_id, fields)}
+        found_by = self._name_index(doctor_id, fields)
         if "dateOfBirth" in fields:
-            stored["birth_index"] = self._encryption.blind("birth", doctor_id, fields["dateOfBirth"])
-        return stored
+            found_by.append(self._encryption.blind("birth", doctor_id, fields["dateOfBirth"]))
+        return {**self._seal("patient", {"_id": patient_id, "doctor_id": doctor_id}, fields), FOUND_BY: found_by}
 
     def _name_index(self, doctor_id: str, fields: dict[str, Any]) -> list[bytes]:
         """Return the blind index of the lower-cased first and last names' prefixes that `q` matches."""
@@ -200,15 +206,18 @@ class SealedValues(PlainValues):
             return fields
         return super().version_fields(stored)
 
-    def name_search(self, doctor_id: str, prefix: str) -> dict[str, Any]:
-        """Match the prefix's blind index, or a plain record's lower-cased names."""
-        sealed = {"name_index": self._encryption.blind("name", doctor_id, prefix.lower())}
-        return {"$or": [sealed, super().name_search(doctor_id, prefix)]} if self._plain_patients else sealed
-
-    def birth_search(self, doctor_id: str, born_on: str) -> dict[str, Any]:
-        """Match the date's blind index, or a plain record's date of birth."""
-        sealed = {"birth_index": self._encryption.blind("birth", doctor_id, born_on)}
-        return {"$or": [sealed, super().birth_search(doctor_id, born_on)]} if self._plain_patients else sealed
+    def patient_search(self, doctor_id: str, name_prefix: str | None, born_on: str | None) -> dict[str, Any]:
+        """Match the blind indexes of the name prefix and the date, or a plain record's own values."""
+        keys = [self._encryption.blind("name", doctor_id, name_prefix.lower())] if name_prefix else []
+        if born_on:
+            keys.append(self._encryption.blind("birth", doctor_id, born_on))
+        if not keys:
+            return {}
+        # Both searches on the one index: MongoDB reads it on one of the keys and checks the other in the entry.
+        sealed = {FOUND_BY: keys[0] if len(keys) == 1 else {"$all": keys}}
+        if not self._plain_patients:
+            return sealed
+        return {"$or": [sealed, super().patient_search(doctor_id, name_prefix, born_on)]}
 
     def close(self) -> None:
         """Release the data key's libmongocrypt handle."""

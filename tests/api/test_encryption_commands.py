@@ -10,7 +10,7 @@ from app import create_app
 from app.store import encrypt_existing
 from app.store.field_encryption import MasterKeyMismatch
 from app.store.records import INTERNAL_PATIENT_FIELDS
-from app.store.sealing import SEALED_FIELDS
+from app.store.sealing import STORAGE_FIELDS
 from config import local_master_key
 from scripts.dev_secret import new_master_key
 from tests.api.test_field_encryption import DOCTOR, create_appointment, marked_patient, markers, readable
@@ -141,7 +141,7 @@ def test_a_record_changed_after_the_command_read_it_keeps_the_change(db, client,
     now = client.get(f"/patients/{patient_id}?uid=doctor_before", headers=headers).get_json()["data"]
     assert now["lastName"] == "Changedmeanwhile" and now["firstName"] == "Oldfirstcharlie"
     stored = db.patients.find_one({"_id": ObjectId(patient_id)})
-    assert not set(stored) - {*INTERNAL_PATIENT_FIELDS, *SEALED_FIELDS}
+    assert not set(stored) - {*INTERNAL_PATIENT_FIELDS, *STORAGE_FIELDS}
 
 
 def new_key():

@@ -3,6 +3,7 @@ import pytest
 from bson import ObjectId
 
 from app import create_app
+from app.store import leftovers
 from tests.conftest import bearer, jane, make_config
 
 
@@ -77,8 +78,9 @@ def test_a_q_shorter_than_three_characters_matches_a_whole_name_only(client, add
     assert [p["_id"] for p in short_first] == [li["_id"]]
     assert one_letter == []
     assert [p["lastName"] for p in longer] == ["Wuster"]
-    # One blind entry per name a search can find it by: li, wu; lin, lina, wus, wust, wuste, wuster.
-    assert [len(db.patients.find_one({"_id": ObjectId(p["_id"])})["name_index"]) for p in (li, lina)] == [2, 6]
+    # One blind entry per name a search can find it by: li, wu; lin, lina, wus, wust, wuste, wuster; and one for the
+    # date of birth.
+    assert [len(db.patients.find_one({"_id": ObjectId(p["_id"])})["found_by"]) for p in (li, lina)] == [3, 7]
 
 
 def test_the_plain_search_indexes_are_kept_only_while_plain_patients_may_be_stored(mongo, db, add_appointment):
@@ -102,6 +104,39 @@ def test_the_plain_search_indexes_are_kept_only_while_plain_patients_may_be_stor
     assert plain_names <= with_encryption_off and plain_names <= while_a_plain_patient_remains
     assert not plain_names & once_none_remains
     assert not plain_names & set(db.patients.index_information())
+
+
+def test_a_start_moves_blind_indexes_stored_by_the_earlier_version_under_one_index(mongo, db, add_appointment,
+                                                                                   add_patient):
+    client, name = mongo
+    sealed = add_patient(first="Anna", last="Sealed")
+    plain = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name, FIELD_ENCRYPTION=False, MASTER_KEY=None))
+    body = jane(add_appointment(), firstName="Paul", lastName="Plain", dateOfBirth="1971-02-03")
+    added = plain.test_client().post("/patients/add_and_link?uid=doctor_a", json=body, headers=bearer())
+    assert added.status_code == 201
+    # As the version before found_by stored a sealed patient: its blind indexes in name_index and birth_index, each
+    # under an index of its own.
+    stored = db.patients.find_one({"_id": ObjectId(sealed["_id"])})
+    db.patients.update_one({"_id": stored["_id"]}, {"$unset": {"found_by": ""}, "$set": {
+        "name_index": stored["found_by"][:-1], "birth_index": stored["found_by"][-1]}})
+    db.patients.create_index([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name")
+    db[leftovers.STATE].delete_one({"_id": leftovers.BLIND_INDEXES_UNDER_ONE_INDEX})
+
+    api = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name)).test_client()
+    listed = api.get("/patients?uid=doctor_a", headers=bearer()).get_json()["data"]
+    by_name_and_birth = api.get("/patients?uid=doctor_a&q=sea&dateOfBirth=1990-03-20", headers=bearer())
+    by_birth = api.get("/patients?uid=doctor_a&dateOfBirth=1990-03-20", headers=bearer())
+    plain_by_name = api.get("/patients?uid=doctor_a&q=pla", headers=bearer())
+
+    assert [p["firstName"] for p in listed] == ["Paul", "Anna"]
+    assert [p["_id"] for p in by_name_and_birth.get_json()["data"]] == [sealed["_id"]]
+    assert [p["_id"] for p in by_birth.get_json()["data"]] == [sealed["_id"]]
+    assert [p["firstName"] for p in plain_by_name.get_json()["data"]] == ["Paul"]
+    moved = db.patients.find_one({"_id": stored["_id"]})
+    assert moved["found_by"] == stored["found_by"] and not {"name_index", "birth_index"} & set(moved)
+    assert "found_by" not in db.patients.find_one({"firstName": "Paul"})
+    assert "doctor_sealed_name" not in db.patients.index_information()
+    assert db[leftovers.STATE].find_one({"_id": leftovers.BLIND_INDEXES_UNDER_ONE_INDEX}) is not None
 
 
 def test_patient_pages_do_not_skip_or_repeat_when_patients_are_added(client, add_patient):

@@ -98,9 +98,8 @@ def test_the_attackers_list_and_searches_answer_their_own_patients_and_leave_the
     now = datetime.datetime.now(datetime.timezone.utc)
     db.patients.update_one({"_id": ObjectId(first)}, {"$set": {"created_at": now - 3 * HOUR}})
     db.patients.update_one({"_id": ObjectId(last)}, {"$set": {"created_at": now - HOUR}})
-    indexes = {name: value for name, value in db.patients.find_one({"_id": ObjectId(first)}).items()
-               if name in ("name_index", "birth_index")}
-    copy = copied(db, "patients", source, doctor_id=ATTACKER, created_at=now - 2 * HOUR, **indexes)
+    keys = db.patients.find_one({"_id": ObjectId(first)})["found_by"]
+    copy = copied(db, "patients", source, doctor_id=ATTACKER, created_at=now - 2 * HOUR, found_by=keys)
 
     listed = pages(client, "/patients")
     searched = pages(client, "/patients", q="qfirstown2a", dateOfBirth="1961-07-13")
@@ -232,6 +231,8 @@ def written_before_binding(app, db, doctor="doctor_old"):
         "created_at": moment, "claimed_at": moment, "status": 201, "headers": {},
         "sealed": seal_as_before(values, answer)})
     forget_every_value_was_bound(db)
+    # That version also kept a patient's blind indexes where the next start moves them from.
+    db[leftovers.STATE].delete_one({"_id": leftovers.BLIND_INDEXES_UNDER_ONE_INDEX})
     return patient_id, appointment_id
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from app import create_app
 from app.store.records import INTERNAL_PATIENT_FIELDS
-from app.store.sealing import SEALED_FIELDS
+from app.store.sealing import STORAGE_FIELDS
 from tests.conftest import Unsealed, bearer, jane, make_config
 
 DOCTOR = "doctor_a"
@@ -118,7 +118,7 @@ def test_any_value_in_a_patient_field_is_stored_exactly_or_refused_with_nothing_
         assert exactly(data_sent_back) == exactly({"_id": data_sent_back["_id"], "doctor_id": DOCTOR, **expected})
         raw = db.patients.find_one({"_id": ObjectId(data_sent_back["_id"])})
         # Nothing but ids, times, version and the sealed value with its blind indexes: no plain copy of a field.
-        assert set(raw) - set(INTERNAL_PATIENT_FIELDS) <= set(SEALED_FIELDS), sorted(raw)
+        assert set(raw) - set(INTERNAL_PATIENT_FIELDS) <= set(STORAGE_FIELDS), sorted(raw)
         stored = unsealed_here.patient(raw)
         stored_fields = {key: item for key, item in stored.items() if key not in INTERNAL_PATIENT_FIELDS}
         assert exactly(stored_fields) == exactly(expected)
