@@ -20,6 +20,7 @@ from app.store.cursors import (
 from app.store.exceptions import NotSealedForThisRecord
 from app.store.sealing import PLAIN_SEARCH_FIELDS, SEALED_FIELDS, ValueStorage
 from app.store.showable import UNSHOWABLE, showable
+from app.store.versions import FIRST_VERSION, versions_below
 from app.store.writes import BatchedWrites, CommandWrites
 
 log = logging.getLogger("clinic.db")
@@ -30,7 +31,6 @@ AUDIT = "audit"
 IDEMPOTENCY = "idempotency_keys"
 # The versions of each patient before its current one; the current version lives on the patient itself.
 PATIENT_VERSIONS = "patient_versions"
-FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # On a cluster sharded on doctor_id (docs/scaling.md) a read that names no one doctor goes to every shard. The few
 # that must look across doctors carry one of these in their filter ($comment), so that the server's log and profiler,
@@ -276,7 +276,7 @@ class Records:
         below = patient["version"] if before is None else min(before, patient["version"])
         # doctor_id in the filter too: a history is never read across doctors, even with a patient id in hand.
         cursor = self._db[PATIENT_VERSIONS].find(
-            {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], "version": {"$lt": below}},
+            {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], **versions_below(below)},
             session=self._session)
         kept = list(cursor.sort([("version", -1)]).limit(limit + 1 - len(entries)))
         next_cursor = None
