@@ -18,7 +18,7 @@ from app.service.refusals import (
     PatientVersionNotFound,
     Refusal,
 )
-from app.store.exceptions import KeyContended, KeyTakenOver
+from app.store.exceptions import KeyContended, KeyTakenOver, UnreadableVersion
 
 
 class NotAuthenticated(Refusal):
@@ -110,6 +110,11 @@ REFUSED: dict[type[Exception], Refused] = {
     # The store's words for the same: claimed and freed over and over, or taken over as abandoned meanwhile.
     KeyContended: Refused(409, "A request with this Idempotency-Key is still in progress"),
     KeyTakenOver: Refused(409, "A request with this Idempotency-Key is still in progress"),
+    # A patient another program stored at a version no ETag, If-Match or cursor names (text, 2.5, a list, ...): that
+    # program's shape, not a breach as a failed integrity check is, so never a 500. 409: the record's own state stands
+    # in the way until it is stored at a version again; not 404 or 403, which would tell its doctor it is gone or not
+    # theirs, nor 503, as a retry finds the same.
+    UnreadableVersion: Refused(409, "Stored record has a version this service cannot read"),
     PatientChanged: Refused(412, "Patient was changed since that version"),
     UnsupportedFormat: Refused(406, "Only FHIR JSON is served: application/fhir+json or application/json"),
     UnsupportedPatchType: Refused(415, "Content-Type must be application/merge-patch+json or application/json"),

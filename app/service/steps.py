@@ -18,13 +18,12 @@ from app.service.refusals import (
 from app.service.schemas import patient_fields
 from app.store.records import Page, Records, own_fields
 from app.store.sealing import SHORTEST_NAME_PREFIX
+from app.store.versions import FIRST_VERSION
 
 # The outcomes a step records in the audit trail (app/http gives each its status).
 CREATED, DONE = "created", "done"
 PATIENT_KEPT = "patient kept"
 READ = "read"
-# A version number beyond what the database stores (a 64-bit integer) names no version.
-LARGEST_VERSION = 2**63 - 1
 
 
 def add_and_link_patient(records: Records, doctor_id: str, appointment_id: str,
@@ -142,7 +141,8 @@ def record_read(records: Records, action: str, targets: dict[str, Any]) -> None:
 def patient_at_version(records: Records, doctor_id: str, patient_id: str, version: int) -> dict[str, Any]:
     """Return the doctor's patient as it was at this version, refusing a version it never had."""
     patient = patient_of(records, doctor_id, patient_id)
-    if not 1 <= version <= min(patient["version"], LARGEST_VERSION):
+    # A patient is read at most at app.store.versions.LAST_VERSION: version + 1 below is a number the database holds.
+    if not FIRST_VERSION <= version <= patient["version"]:
         raise PatientVersionNotFound()
     # The history's own read: the newest version below version + 1 is this one, if it is kept.
     entries, _ = records.patient_history(patient, 1, version + 1)

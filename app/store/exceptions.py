@@ -33,6 +33,22 @@ class KeyTakenOver(Exception):
     commit beside it."""
 
 
-class NotSealedForThisRecord(Exception):
+class UnreadableRecord(Exception):
+    """A stored record this service cannot answer as it is: refused when read alone, left out of a list."""
+
+    # What the log says of it, before its collection and id (never a value).
+    logged = "stored record cannot be read"
+
+
+class NotSealedForThisRecord(UnreadableRecord):
     """A stored record's sealed value belongs to another record (copied), to none when none should remain, or is no
     value this service sealed (another program's)."""
+
+    logged = "stored record failed its integrity check (its sealed value is not bound to it)"
+
+
+class UnreadableVersion(UnreadableRecord):
+    """A stored record's version is none this service writes: text, a fraction, a bool, a list, below the first or
+    beyond the last."""
+
+    logged = "stored record has a version this service cannot read"

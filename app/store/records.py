@@ -17,9 +17,10 @@ from app.store.cursors import (
     encode_version_cursor,
     is_undated,
 )
-from app.store.exceptions import NotSealedForThisRecord
+from app.store.exceptions import UnreadableRecord
 from app.store.sealing import PLAIN_SEARCH_FIELDS, STORAGE_FIELDS, ValueStorage
 from app.store.showable import UNSHOWABLE, showable
+from app.store.versions import FIRST_VERSION, version_of, versions_below
 from app.store.writes import BatchedWrites, CommandWrites
 
 log = logging.getLogger("clinic.db")
@@ -30,7 +31,6 @@ AUDIT = "audit"
 IDEMPOTENCY = "idempotency_keys"
 # The versions of each patient before its current one; the current version lives on the patient itself.
 PATIENT_VERSIONS = "patient_versions"
-FIRST_VERSION = 1
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 # On a cluster sharded on doctor_id (docs/scaling.md) a read that names no one doctor goes to every shard. The few
 # that must look across doctors carry one of these in their filter ($comment), so that the server's log and profiler,
@@ -69,27 +69,26 @@ def public_patient(stored: dict[str, Any], values: ValueStorage) -> dict[str, An
 def patient_record(stored: dict[str, Any], values: ValueStorage) -> dict[str, Any]:
     """Shape a stored patient for the service steps: as callers see it, plus its version, time and actor."""
     # Patients stored before versions existed are at their first version, last changed when created.
-    return {**public_patient(stored, values), "version": stored.get("version", FIRST_VERSION),
+    return {**public_patient(stored, values), "version": version_of(stored),
             "updated_at": stored.get("updated_at", stored.get("created_at")), "updated_by": stored.get("updated_by")}
 
 
 def checked(collection: str, stored: dict[str, Any], shape: Callable[[dict[str, Any]], Any]) -> Any:
-    """Shape a stored record, logging which one (collection and id, no values) failed its integrity check."""
+    """Shape a stored record, logging which one (collection and id, no values) cannot be read, and why."""
     try:
         return shape(stored)
-    except NotSealedForThisRecord:
-        log.error("stored record failed its integrity check (its sealed value is not bound to it): %s %s",
-                  collection, stored.get("_id"))
+    except UnreadableRecord as unreadable:
+        log.error("%s: %s %s", unreadable.logged, collection, stored.get("_id"))
         raise
 
 
 def readable(collection: str, stored: Iterable[dict[str, Any]], shape: Callable[[dict[str, Any]], Any]) -> list[Any]:
-    """Shape each stored record of a list, leaving out (and logging) any that fails its integrity check."""
+    """Shape each stored record of a list, leaving out (and logging) any that cannot be read."""
     shaped = []
     for document in stored:
         try:
             shaped.append(checked(collection, document, shape))
-        except NotSealedForThisRecord:
+        except UnreadableRecord:
             continue  # the rest of the list is still answered
     return shaped
 
@@ -276,7 +275,7 @@ class Records:
         below = patient["version"] if before is None else min(before, patient["version"])
         # doctor_id in the filter too: a history is never read across doctors, even with a patient id in hand.
         cursor = self._db[PATIENT_VERSIONS].find(
-            {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], "version": {"$lt": below}},
+            {"patient_id": object_id(patient["_id"]), "doctor_id": patient["doctor_id"], **versions_below(below)},
             session=self._session)
         kept = list(cursor.sort([("version", -1)]).limit(limit + 1 - len(entries)))
         next_cursor = None
@@ -286,7 +285,7 @@ class Records:
             next_cursor = encode_version_cursor(kept[-1]["version"] if kept else entries[-1]["version"],
                                                 patient["_id"])
         entries.extend(readable(PATIENT_VERSIONS, kept, lambda stored: version_entry(
-            stored["patient_id"], stored["doctor_id"], self._values.version_fields(stored), stored["version"],
+            stored["patient_id"], stored["doctor_id"], self._values.version_fields(stored), version_of(stored),
             stored["at"], stored["actor"])))
         return entries, next_cursor
 
@@ -316,7 +315,8 @@ class Records:
             stored = self._in_order(PATIENTS, query, "created_at", batch, after, descending=True)
             for document in stored:
                 cursor = encode_cursor(document["created_at"], document["_id"])
-                # A record failing its integrity check is left out, as from a list, and still moves the cursor.
+                # A record it cannot read (failing its integrity check, or at a version it cannot read) is left
+                # out, as from a list, and still moves the cursor.
                 yield from ((patient, cursor) for patient in readable(
                     PATIENTS, [document], lambda found: patient_record(found, self._values)))
             if len(stored) < batch:

@@ -21,6 +21,7 @@ from app.service.refusals import (
     NotPatientOwner,
     PatientNotFound,
 )
+from app.store.exceptions import UnreadableVersion
 
 bp = Blueprint("appointments", __name__)
 
@@ -54,7 +55,7 @@ def create_appointment() -> Response:
     query=schemas.DoctorQuery, body=schemas.LinkPatientSchema, example={"patient_id": "65f8a1b2c3d4e5f6789012cd"},
     headers=("X-Request-ID",),
     refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, NotAppointmentOwner, PatientNotFound,
-              AppointmentNotFound, AppointmentAlreadyLinked),
+              AppointmentNotFound, UnreadableVersion, AppointmentAlreadyLinked),
     responses={200: schemas.AppointmentSchema, 400: "Invalid body, path id or uid",
                409: "to another patient (the same one again answers 200)"},
 )

@@ -40,6 +40,7 @@ from app.service.refusals import (
 )
 from app.service.schemas import OBJECT_ID
 from app.store.cursors import decode_version_cursor
+from app.store.exceptions import UnreadableVersion
 from app.store.idempotency_keys import Answer
 from app.store.records import Records
 
@@ -109,7 +110,7 @@ def metadata() -> Response:
 
 @bp.get("/Patient/<patient_id>")
 @documented(summary="Read one of the doctor's patients as a FHIR Patient", tag="fhir", query=search.FhirQuery,
-            media_type=FHIR_JSON, refusals=(*ASKED, NotPatientOwner, PatientNotFound),
+            media_type=FHIR_JSON, refusals=(*ASKED, NotPatientOwner, PatientNotFound, UnreadableVersion),
             responses={200: _answered("The Patient", PATIENT_SCHEMA, etag=True), 400: MALFORMED})
 @audited("fhir.patient.read")
 def read_patient(patient_id: str) -> Response:
@@ -127,7 +128,7 @@ def read_patient(patient_id: str) -> Response:
 @bp.get("/Patient/<patient_id>/_history/<int:version>")
 @documented(summary="Read one of the doctor's patients as it was at one version (vread)", tag="fhir",
             query=search.FhirQuery, media_type=FHIR_JSON,
-            refusals=(*ASKED, NotPatientOwner, PatientNotFound, PatientVersionNotFound),
+            refusals=(*ASKED, NotPatientOwner, PatientNotFound, PatientVersionNotFound, UnreadableVersion),
             responses={200: _answered("The Patient at that version", PATIENT_SCHEMA, etag=True), 400: MALFORMED})
 @audited("fhir.patient.vread")
 def read_patient_version(patient_id: str, version: int) -> Response:
@@ -145,7 +146,7 @@ def read_patient_version(patient_id: str, version: int) -> Response:
 @bp.get("/Patient/<patient_id>/_history")
 @documented(summary="List every version of one of the doctor's patients, newest first, as a history Bundle",
             tag="fhir", query=search.FhirPageQuery, media_type=FHIR_JSON,
-            refusals=(*ASKED, NotPatientOwner, PatientNotFound),
+            refusals=(*ASKED, NotPatientOwner, PatientNotFound, UnreadableVersion),
             responses={200: _answered("A page of the history Bundle", BUNDLE_SCHEMA), 400: MALFORMED})
 @audited("fhir.patient.history")
 def patient_history(patient_id: str) -> Response:

@@ -30,6 +30,7 @@ from app.service.refusals import (
     PatientNotFound,
 )
 from app.store.cursors import decode_version_cursor
+from app.store.exceptions import UnreadableVersion
 from app.store.idempotency_keys import Answer
 from app.store.records import Records
 
@@ -92,7 +93,7 @@ def add_and_link() -> Response:
 @documented(
     summary="Read one of the doctor's patients", tag="patients", query=schemas.DoctorQuery,
     response_headers={200: ("ETag",)},
-    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound, UnreadableVersion),
     responses={200: schemas.PatientSchema, 400: "Invalid id or uid"},
 )
 def read_patient(patient_id: str) -> Response:
@@ -111,7 +112,7 @@ def read_patient(patient_id: str) -> Response:
     example={"contact": {"phone": "+1234567899"}, "medicalHistory": None},
     headers=("If-Match", "X-Request-ID"), response_headers={200: ("ETag",)},
     refusals=(InvalidIfMatch, MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound, PatientChanged,
-              UnsupportedPatchType, IfMatchRequired),
+              UnsupportedPatchType, IfMatchRequired, UnreadableVersion),
     responses={
         200: schemas.PatientSchema,
         400: "Invalid id or missing uid | Request body must be a JSON object | invalid fields (see details): "
@@ -136,7 +137,7 @@ def correct_patient(patient_id: str) -> Response:
 @documented(
     summary="List every version of one of the doctor's patients, newest first", tag="patients",
     query=schemas.ListingQuery,
-    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound),
+    refusals=(MissingDoctorId, NotAllowedForDoctor, NotPatientOwner, PatientNotFound, UnreadableVersion),
     responses={200: ListingOf(schemas.PatientVersionSchema), 400: "Invalid id, query parameters or cursor"},
 )
 def patient_history(patient_id: str) -> Response:
