@@ -39,9 +39,9 @@ SHARDED_BY_DOCTOR = (PATIENTS, APPOINTMENTS, AUDIT, PATIENT_VERSIONS, IDEMPOTENC
 # plain (the link update uses the `_id` index).
 INDEXES = {
     PATIENTS: [
-        pymongo.IndexModel([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest"),
-        # The searches of sealed patients, by name prefix, date of birth or both, on one index of the blind indexes
-        # each is found by (sealing.FOUND_BY). The key a search names is an equality, so the index gives the order.
+        # The list and the searches of sealed patients (by name prefix, date of birth or both), newest first, on one
+        # index of the keys each is found by (sealing.FOUND_BY). The keys a query names are equalities, so the index
+        # gives the order too: one range of entries per key, merged.
         pymongo.IndexModel([("doctor_id", 1), (FOUND_BY, 1), ("created_at", -1), ("_id", -1)],
                            name=leftovers.PATIENTS_FOUND_BY_INDEX),
     ],

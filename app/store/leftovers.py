@@ -16,7 +16,7 @@ from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
 from app.store.records import APPOINTMENTS, EVERY_DOCTOR, IDEMPOTENCY, PATIENT_VERSIONS, PATIENTS
-from app.store.sealing import EARLIER_BLIND_INDEXES, FOUND_BY, PLAIN_PATIENTS, UNBOUND
+from app.store.sealing import EARLIER_BLIND_INDEXES, EVERY_PATIENT, FOUND_BY, PLAIN_PATIENTS, UNBOUND
 
 # One small document per note, by its name; never sharded (see docs/scaling.md).
 STATE = "database_state"
@@ -38,8 +38,9 @@ PLAIN_PATIENT_INDEXES = [
 ]
 
 PATIENTS_FOUND_BY_INDEX = "doctor_found_by_newest"
-# The indexes sealed patients were searched through before PATIENTS_FOUND_BY_INDEX: one per search.
-EARLIER_PATIENT_INDEXES = ("doctor_sealed_name", "doctor_sealed_birth_newest")
+# The indexes patients were listed and searched through before PATIENTS_FOUND_BY_INDEX: one for the list and one per
+# search.
+EARLIER_PATIENT_INDEXES = ("doctor_newest", "doctor_sealed_name", "doctor_sealed_birth_newest")
 
 UNBOUND_INDEX = "unbound_sealed"
 # The collections holding sealed values, each looked for values sealed before binding (without the mark of being
@@ -89,8 +90,8 @@ def unbound_values_remain(db: Database[dict[str, Any]]) -> list[str]:
 def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
     """Move the blind indexes of patients sealed before FOUND_BY into it, then drop the indexes they had.
 
-    Instances of the earlier version must be stopped first: a patient one of them stores afterwards is not found by
-    the searches (it is still listed and read).
+    Instances of the earlier version must be stopped first: a patient one of them stores afterwards is neither listed
+    nor found by the searches (it is still read by its id).
     """
     if _noted(db, BLIND_INDEXES_UNDER_ONE_INDEX):
         return
@@ -99,7 +100,7 @@ def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
     earlier = {"$or": [{name: {"$exists": True}} for name in EARLIER_BLIND_INDEXES], "$comment": EVERY_DOCTOR}
     for stored in patients.find(earlier, {"doctor_id": 1, **dict.fromkeys(EARLIER_BLIND_INDEXES, 1)}):
         names, born = stored.get("name_index"), stored.get("birth_index")
-        keys = [*(names if isinstance(names, list) else []), *([born] if born else [])]
+        keys = [EVERY_PATIENT, *(names if isinstance(names, list) else []), *([born] if born else [])]
         # Only while still where they were: another worker starting at the same time may have moved them.
         still = {"_id": stored["_id"], "doctor_id": stored.get("doctor_id"), FOUND_BY: {"$exists": False}}
         patients.update_one(still, {"$set": {FOUND_BY: keys}, "$unset": dict.fromkeys(EARLIER_BLIND_INDEXES, "")})

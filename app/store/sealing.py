@@ -8,10 +8,14 @@ from bson import ObjectId
 from app.store.exceptions import NotSealedForThisRecord
 from app.store.field_encryption import FieldEncryption
 
-# The keys a sealed patient is searched by, in one field under one index (db.INDEXES): the blind indexes of its name
-# prefixes and of its date of birth. One index rather than one per search: every index is a table of its own that
-# each insert of a patient writes to.
+# The keys a sealed patient is listed and searched by, in one field under one index (db.INDEXES): the key every sealed
+# patient holds, and the blind indexes of its name prefixes and of its date of birth. One index rather than one for
+# the list and one per search: every index is a table of its own that each insert of a patient writes to.
 FOUND_BY = "found_by"
+EVERY_PATIENT = "all"  # text: never equal to a blind index, which is binary
+# The list: the sealed patients by their key, and those with no keys (stored plain, by this service or another
+# program) by the null that a missing field is indexed as.
+EVERY_PATIENT_KEY = {FOUND_BY: {"$in": [EVERY_PATIENT, None]}}
 # Where a sealed patient kept its blind indexes before they moved to FOUND_BY (app.store.leftovers moves them).
 EARLIER_BLIND_INDEXES = ("name_index", "birth_index")
 # What a stored patient may carry besides its ids, times and version, in either form: its own fields when plain
@@ -96,7 +100,7 @@ class PlainValues:
             search["name_keys"] = {"$regex": "^" + re.escape(name_prefix.lower())}
         if born_on:
             search["dateOfBirth"] = born_on
-        return search
+        return search or dict(EVERY_PATIENT_KEY)
 
     def close(self) -> None:
         """Release what these values hold (nothing, stored plain)."""
@@ -161,8 +165,8 @@ class SealedValues(PlainValues):
         return self._seal(kind, stored, opened)
 
     def patient(self, patient_id: ObjectId, doctor_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        """Return a patient's own fields as one sealed value, with the blind indexes its searches use."""
-        found_by = self._name_index(doctor_id, fields)
+        """Return a patient's own fields as one sealed value, with the keys it is listed and searched by."""
+        found_by: list[Any] = [EVERY_PATIENT, *self._name_index(doctor_id, fields)]
         if "dateOfBirth" in fields:
             found_by.append(self._encryption.blind("birth", doctor_id, fields["dateOfBirth"]))
         return {**self._seal("patient", {"_id": patient_id, "doctor_id": doctor_id}, fields), FOUND_BY: found_by}
@@ -212,7 +216,7 @@ class SealedValues(PlainValues):
         if born_on:
             keys.append(self._encryption.blind("birth", doctor_id, born_on))
         if not keys:
-            return {}
+            return dict(EVERY_PATIENT_KEY)
         # Both searches on the one index: MongoDB reads it on one of the keys and checks the other in the entry.
         sealed = {FOUND_BY: keys[0] if len(keys) == 1 else {"$all": keys}}
         if not self._plain_patients:

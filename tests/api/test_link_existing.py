@@ -435,15 +435,17 @@ def test_an_invalid_date_of_birth_is_refused_with_400(client, db, add_patient, d
     assert db.patients.count_documents({}) == 1
 
 
-def test_the_name_and_birth_date_searches_share_one_index_of_blind_keys(client, db, add_appointment):
+def test_the_list_and_both_searches_share_one_index_of_the_keys_a_patient_is_found_by(client, db, add_appointment):
     client.post("/patients/add_and_link?uid=doctor_a", json=jane(add_appointment()), headers=bearer())
 
     index = db.patients.index_information()["doctor_found_by_newest"]
     assert [field for field, _ in index["key"]] == ["doctor_id", "found_by", "created_at", "_id"]
-    assert set(db.patients.index_information()) == {"_id_", "doctor_newest", "doctor_found_by_newest"}
-    # One blind key per name prefix (jan, jane, smi, smit, smith) and one for the date of birth, none in plain.
+    assert set(db.patients.index_information()) == {"_id_", "doctor_found_by_newest"}
+    # The key every sealed patient holds, then one blind key per name prefix (jan, jane, smi, smit, smith) and one
+    # for the date of birth, none in plain.
     keys = db.patients.find_one()["found_by"]
-    assert len(set(keys)) == 6 and all(isinstance(key, bytes) and len(key) == 16 for key in keys)
+    assert keys[0] == "all" and len(set(keys[1:])) == 6
+    assert all(isinstance(key, bytes) and len(key) == 16 for key in keys[1:])
 
 
 # Location on every 201

@@ -78,9 +78,9 @@ def test_a_q_shorter_than_three_characters_matches_a_whole_name_only(client, add
     assert [p["_id"] for p in short_first] == [li["_id"]]
     assert one_letter == []
     assert [p["lastName"] for p in longer] == ["Wuster"]
-    # One blind entry per name a search can find it by: li, wu; lin, lina, wus, wust, wuste, wuster; and one for the
-    # date of birth.
-    assert [len(db.patients.find_one({"_id": ObjectId(p["_id"])})["found_by"]) for p in (li, lina)] == [3, 7]
+    # The key every sealed patient holds, one blind entry per name a search can find it by (li, wu; lin, lina, wus,
+    # wust, wuste, wuster) and one for the date of birth.
+    assert [len(db.patients.find_one({"_id": ObjectId(p["_id"])})["found_by"]) for p in (li, lina)] == [4, 8]
 
 
 def test_the_plain_search_indexes_are_kept_only_while_plain_patients_may_be_stored(mongo, db, add_appointment):
@@ -115,11 +115,12 @@ def test_a_start_moves_blind_indexes_stored_by_the_earlier_version_under_one_ind
     added = plain.test_client().post("/patients/add_and_link?uid=doctor_a", json=body, headers=bearer())
     assert added.status_code == 201
     # As the version before found_by stored a sealed patient: its blind indexes in name_index and birth_index, each
-    # under an index of its own.
+    # under an index of its own, and the list on one more.
     stored = db.patients.find_one({"_id": ObjectId(sealed["_id"])})
     db.patients.update_one({"_id": stored["_id"]}, {"$unset": {"found_by": ""}, "$set": {
-        "name_index": stored["found_by"][:-1], "birth_index": stored["found_by"][-1]}})
+        "name_index": stored["found_by"][1:-1], "birth_index": stored["found_by"][-1]}})
     db.patients.create_index([("doctor_id", 1), ("name_index", 1), ("created_at", -1)], name="doctor_sealed_name")
+    db.patients.create_index([("doctor_id", 1), ("created_at", -1), ("_id", -1)], name="doctor_newest")
     db[leftovers.STATE].delete_one({"_id": leftovers.BLIND_INDEXES_UNDER_ONE_INDEX})
 
     api = create_app(make_config(MONGO_CLIENT=client, MONGODB_DB=name)).test_client()
@@ -135,7 +136,7 @@ def test_a_start_moves_blind_indexes_stored_by_the_earlier_version_under_one_ind
     moved = db.patients.find_one({"_id": stored["_id"]})
     assert moved["found_by"] == stored["found_by"] and not {"name_index", "birth_index"} & set(moved)
     assert "found_by" not in db.patients.find_one({"firstName": "Paul"})
-    assert "doctor_sealed_name" not in db.patients.index_information()
+    assert not {"doctor_sealed_name", "doctor_newest"} & set(db.patients.index_information())
     assert db[leftovers.STATE].find_one({"_id": leftovers.BLIND_INDEXES_UNDER_ONE_INDEX}) is not None
 
 
