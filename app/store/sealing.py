@@ -217,7 +217,7 @@ class SealedValues(PlainValues):
             keys.append(self._encryption.blind("birth", doctor_id, born_on))
         if not keys:
             return dict(EVERY_PATIENT_KEY)
-        # Both searches on the one index: MongoDB reads it on one of the keys and checks the other in the entry.
+        # Both searches on the one index: MongoDB reads it at one key and checks the other on each patient found.
         sealed = {FOUND_BY: keys[0] if len(keys) == 1 else {"$all": keys}}
         if not self._plain_patients:
             return sealed
