@@ -56,8 +56,8 @@ def _answered(description: str, schema: dict[str, Any], etag: bool = False) -> d
     headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/RequestId"},
                                "Cache-Control": {"$ref": "#/components/headers/CacheControl"}}
     if etag:
-        headers["ETag"] = {"description": "The patient's version, weak as FHIR gives it (`W/\"3\"`); left out for a "
-                                          "record another program stored without a version",
+        headers["ETag"] = {"description": "The patient's version, weak as FHIR gives it (`W/\"3\"`); a record stored "
+                                          "without one is at version 1",
                            "schema": {"type": "string", "pattern": '^W/"[1-9][0-9]{0,17}"$'}}
     return {"description": description, "headers": headers, "content": {FHIR_JSON: {"schema": schema}}}
 
