@@ -105,7 +105,8 @@ def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
         still = {"_id": stored["_id"], "doctor_id": stored.get("doctor_id"), FOUND_BY: {"$exists": False}}
         patients.update_one(still, {"$set": {FOUND_BY: keys}, "$unset": dict.fromkeys(EARLIER_BLIND_INDEXES, "")})
     _note(db, BLIND_INDEXES_UNDER_ONE_INDEX)
-    _drop(patients, [name for name in EARLIER_PATIENT_INDEXES if name in patients.index_information()])
+    present = patients.index_information()
+    _drop(patients, [name for name in EARLIER_PATIENT_INDEXES if name in present])
 
 
 def _noted(db: Database[dict[str, Any]], note: str) -> bool:

@@ -301,7 +301,8 @@ class Records:
 
     def count_patients(self, doctor_id: str, name_prefix: str | None = None, born_on: str | None = None) -> int:
         """Return how many of the doctor's patients list_patients would list with these searches, over every page."""
-        # Counted on the index the list reads (doctor_found_by_newest): its keys, no document opened.
+        # Counted on the index the list reads (doctor_found_by_newest), from its keys; only the patients with no key,
+        # which the list takes too, are confirmed on their documents (docs/fhir.md).
         return self._db[PATIENTS].count_documents(self._patients_query(doctor_id, name_prefix, born_on),
                                                   session=self._session)
 
