@@ -1,5 +1,5 @@
-"""What earlier versions of the service may have left: patients stored plain, values sealed before binding, and
-blind indexes under an index per search.
+"""What earlier versions of the service may have left: patients stored plain, values sealed before binding, blind
+indexes under an index per search, and the appointments' earlier indexes.
 
 A start looks for each through an index that holds only such records, until one finds none; it then notes that in
 the database (STATE) and drops the index, so that no later write pays for keeping it: an index costs the server on
@@ -41,6 +41,10 @@ PATIENTS_FOUND_BY_INDEX = "doctor_found_by_newest"
 # The indexes patients were listed and searched through before PATIENTS_FOUND_BY_INDEX: one for the list and one per
 # search.
 EARLIER_PATIENT_INDEXES = ("doctor_newest", "doctor_sealed_name", "doctor_sealed_birth_newest")
+
+APPOINTMENTS_BY_DATE_INDEX = "doctor_by_date_with_patient"
+# The indexes appointments were read through before APPOINTMENTS_BY_DATE_INDEX: by date, and by patient then date.
+EARLIER_APPOINTMENT_INDEXES = ("doctor_by_date", "doctor_linked_by_date")
 
 UNBOUND_INDEX = "unbound_sealed"
 # The collections holding sealed values, each looked for values sealed before binding (without the mark of being
@@ -107,6 +111,13 @@ def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
     _note(db, BLIND_INDEXES_UNDER_ONE_INDEX)
     present = patients.index_information()
     _drop(patients, [name for name in EARLIER_PATIENT_INDEXES if name in present])
+
+
+def drop_earlier_appointment_indexes(db: Database[dict[str, Any]]) -> None:
+    """Drop the indexes appointments had before APPOINTMENTS_BY_DATE_INDEX, which serves each of their queries."""
+    appointments = db[APPOINTMENTS]
+    present = appointments.index_information()
+    _drop(appointments, [name for name in EARLIER_APPOINTMENT_INDEXES if name in present])
 
 
 def _noted(db: Database[dict[str, Any]], note: str) -> bool:

@@ -362,7 +362,7 @@ class Records:
         query = self._appointments_query(doctor_id, None, patient_id)
         if starts_from is not None or starts_before is not None:
             query["date"] = self._dated_between(starts_from, starts_before)
-        # On doctor_by_date, or doctor_linked_by_date for one patient: a count of index keys, no document opened.
+        # On the one index of appointments (db.INDEXES): a count of index keys, no document opened.
         return self._db[APPOINTMENTS].count_documents(query, session=self._session)
 
     def list_appointments(self, doctor_id: str, limit: int, after: str | None = None,

@@ -4,7 +4,8 @@ import datetime
 import pytest
 from bson import ObjectId
 
-from tests.conftest import bearer, jane
+from app import create_app
+from tests.conftest import bearer, jane, make_config
 
 
 def create(client, body, uid="doctor_a", headers=None):
@@ -126,6 +127,25 @@ def test_linked_filters_on_whether_a_patient_is_linked(client):
     assert [item["_id"] for item in unlinked["data"]] == [free]
     assert [item["_id"] for item in linked["data"]] == [taken]
     assert len(everything["data"]) == 2 and everything["next"] is None
+
+
+def test_a_start_drops_the_two_appointment_indexes_of_the_earlier_version(mongo, db, client):
+    free = create(client, {"date": "2026-12-01T09:00:00Z"}).get_json()["data"]["_id"]
+    taken = create(client, {"date": "2026-12-01T10:00:00Z"}).get_json()["data"]["_id"]
+    patient = client.post("/patients/add_and_link?uid=doctor_a", json=jane(taken), headers=bearer()).get_json()["data"]
+    # As the version before one index kept them: by date, and by patient then date.
+    db.appointments.create_index([("doctor_id", 1), ("date", 1), ("_id", 1)], name="doctor_by_date")
+    db.appointments.create_index([("doctor_id", 1), ("patient_id", 1), ("date", 1), ("_id", 1)],
+                                 name="doctor_linked_by_date")
+
+    server, name = mongo
+    api = create_app(make_config(MONGO_CLIENT=server, MONGODB_DB=name)).test_client()
+    everything = api.get("/appointments?uid=doctor_a", headers=bearer()).get_json()["data"]
+    theirs = api.get(f"/fhir/Appointment?patient=Patient/{patient['_id']}&uid=doctor_a", headers=bearer()).get_json()
+
+    assert [item["_id"] for item in everything] == [free, taken]
+    assert theirs["total"] == 1 and [entry["resource"]["id"] for entry in theirs["entry"]] == [taken]
+    assert set(db.appointments.index_information()) == {"_id_", "doctor_by_date_with_patient"}
 
 
 @pytest.mark.parametrize("params,field", [
