@@ -5,7 +5,9 @@ A start looks for each through an index that holds only such records, until one 
 the database (STATE) and drops the index, so that no later write pays for keeping it: an index costs the server on
 every insert, even one it gives no entry. Nothing the service writes now is such a record, except a patient written
 with encryption off, and a start with encryption off takes the note back before it stores any. The blind indexes
-kept outside FOUND_BY are moved by the first start that finds the note missing, in one walk of the patients.
+kept outside FOUND_BY are moved by the first start that finds the note missing, in one walk of the patients. The
+appointments' earlier indexes are dropped by any start that lists them (an earlier instance started since makes
+them again).
 """
 from collections.abc import Iterable
 from typing import Any
