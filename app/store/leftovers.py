@@ -111,15 +111,12 @@ def blind_indexes_under_one_index(db: Database[dict[str, Any]]) -> None:
         still = {"_id": stored["_id"], "doctor_id": stored.get("doctor_id"), FOUND_BY: {"$exists": False}}
         patients.update_one(still, {"$set": {FOUND_BY: keys}, "$unset": dict.fromkeys(EARLIER_BLIND_INDEXES, "")})
     _note(db, BLIND_INDEXES_UNDER_ONE_INDEX)
-    present = patients.index_information()
-    _drop(patients, [name for name in EARLIER_PATIENT_INDEXES if name in present])
+    _drop_those_present(patients, EARLIER_PATIENT_INDEXES)
 
 
 def drop_earlier_appointment_indexes(db: Database[dict[str, Any]]) -> None:
     """Drop the indexes appointments had before APPOINTMENTS_BY_DATE_INDEX, which serves each of their queries."""
-    appointments = db[APPOINTMENTS]
-    present = appointments.index_information()
-    _drop(appointments, [name for name in EARLIER_APPOINTMENT_INDEXES if name in present])
+    _drop_those_present(db[APPOINTMENTS], EARLIER_APPOINTMENT_INDEXES)
 
 
 def _noted(db: Database[dict[str, Any]], note: str) -> bool:
@@ -140,6 +137,12 @@ def _drop(collection: Collection[dict[str, Any]], names: Iterable[str]) -> None:
         except OperationFailure as error:
             if error.code != INDEX_NOT_FOUND:
                 raise
+
+
+def _drop_those_present(collection: Collection[dict[str, Any]], names: Iterable[str]) -> None:
+    """Drop those of these indexes the collection has, listing its indexes once rather than trying each name."""
+    present = collection.index_information()
+    _drop(collection, [name for name in names if name in present])
 
 
 def _names(indexes: list[pymongo.IndexModel]) -> list[str]:
