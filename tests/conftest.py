@@ -45,6 +45,20 @@ def make_token(sub="doctor_a", *, secret=SECRET, **options):
     return mint(sub, secret, **options)
 
 
+class Clock:
+    """A monotonic clock that moves only when the test moves it, so a cache's windows are crossed exactly."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        """Let seconds pass."""
+        self.now += seconds
+
+
 class CommandsStarted(pymongo.monitoring.CommandListener):
     """A command listener that looks at commands as they start; a subclass's started() says what it keeps."""
 

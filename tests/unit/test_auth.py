@@ -13,7 +13,7 @@ from app.http.auth import Caller, TokenVerifier, acting_doctor
 from app.http.refusals import NotAuthenticated
 from app.service.refusals import MissingDoctorId, NotAllowedForDoctor
 from config import ConfigError
-from tests.conftest import SECRET, make_config, make_token
+from tests.conftest import SECRET, Clock, make_config, make_token
 
 
 @pytest.fixture
@@ -162,16 +162,6 @@ def test_a_uid_of_only_unicode_or_control_whitespace_is_missing():
             acting_doctor(Caller("ops", True), blank)
 
 
-class Clock:
-    """A monotonic clock that moves only when the test moves it."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-
 @pytest.fixture
 def decodes(monkeypatch):
     """Count the tokens PyJWT decodes (verifies), letting each decode as it would."""
@@ -192,10 +182,10 @@ def test_a_verified_token_is_taken_again_without_verifying_it_until_a_minute_pas
     token = make_token("doc_1", roles=["admin"])
     assert [verifier.verify("Bearer " + token) for _ in range(3)] == [Caller("doc_1", True)] * 3
     assert len(decodes) == 1
-    clock.now += auth.VERIFIED_TOKEN_SECONDS - 1
+    clock.advance(auth.VERIFIED_TOKEN_SECONDS - 1)
     verifier.verify("Bearer " + token)
     assert len(decodes) == 1
-    clock.now += 1
+    clock.advance(1)
     assert verifier.verify("Bearer " + token) == Caller("doc_1", True)
     assert len(decodes) == 2
 

@@ -17,7 +17,7 @@ from app import create_app
 from app.http import auth
 from app.http.auth import Caller, TokenVerifier
 from app.http.refusals import NotAuthenticated, TokenKeysUnavailable
-from tests.conftest import jane, make_config
+from tests.conftest import Clock, jane, make_config
 from tests.jwks_server import JwksServer, SigningKey
 
 AUDIENCE = "clinic-project"
@@ -46,20 +46,6 @@ def quick_fetches(monkeypatch):
 def short_timeout(monkeypatch):
     """Give up on a silent endpoint quickly; list it before the fixtures that build verifiers."""
     monkeypatch.setattr(auth, "JWKS_TIMEOUT_SECONDS", QUICK_TIMEOUT)
-
-
-class Clock:
-    """A monotonic clock that moves only when the test moves it, so the cache's windows are crossed exactly."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds):
-        """Let seconds pass."""
-        self.now += seconds
 
 
 @pytest.fixture
